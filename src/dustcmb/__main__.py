@@ -1,0 +1,3 @@
+from dustcmb.cli import main
+
+main()

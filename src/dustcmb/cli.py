@@ -1,0 +1,33 @@
+"""The ``dustcmb`` command line: one sub-command per pipeline stage.
+
+Every command takes ``--params`` (default ``params.yaml``). Problems the user can fix are printed
+as a single ``error:`` line with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dustcmb.errors import DustcmbError
+from dustcmb.patches.cli import patches_command
+from dustcmb.sky.cli import sky_command
+
+app = typer.Typer(
+    help="dustcmb: learn Galactic dust with a GAN, clean it from CMB maps with a Bayesian ResUNet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("sky")(sky_command)
+app.command("patches")(patches_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point; ``argv`` defaults to ``sys.argv[1:]``."""
+    try:
+        app(args=argv, prog_name="dustcmb")
+    except DustcmbError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

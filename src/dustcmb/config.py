@@ -1,0 +1,166 @@
+"""Typed parameters: ``params.yaml`` is read here, once, into frozen dataclasses.
+
+Every stage receives plain values taken from these objects; nothing else in the package reads the
+YAML file. Unknown keys and impossible values raise :class:`ConfigError` with the offending key, so
+a typo in ``params.yaml`` fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dustcmb.errors import ConfigError
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SyntheticSkyConfig:
+    """Offline stand-in for the Planck 353 GHz dust map (REFERENCE §8).
+
+    ``ln I = ln I_pole + ln profile(b) + sigma_ln * g`` where ``g`` is a unit-variance field mixing a
+    Gaussian component and a ridged (filamentary) one, both with ``C_ell ∝ ell**slope``.
+    """
+
+    slope: float = -2.5
+    sigma_ln: float = 0.6
+    filament_fraction: float = 0.4
+    pole_mjysr: float = 0.05
+    disk_width_deg: float = 3.0
+
+    def __post_init__(self) -> None:
+        _require(-4.0 <= self.slope <= -1.0, f"sky.synthetic.slope={self.slope}: use -4..-1 (dust ≈ -2.5)")
+        _require(self.sigma_ln > 0, f"sky.synthetic.sigma_ln={self.sigma_ln} must be > 0")
+        _require(0 <= self.filament_fraction <= 1, "sky.synthetic.filament_fraction must lie in [0, 1]")
+        _require(self.pole_mjysr > 0, "sky.synthetic.pole_mjysr must be > 0 MJy/sr")
+        _require(self.disk_width_deg > 0, "sky.synthetic.disk_width_deg must be > 0 deg")
+
+
+@dataclass(frozen=True)
+class SkyConfig:
+    """Which 353 GHz dust map the pipeline uses and at what HEALPix resolution."""
+
+    source: str = "synthetic"
+    nside: int = 512
+    smoothing_fwhm_arcmin: float = 0.0
+    synthetic: SyntheticSkyConfig = field(default_factory=SyntheticSkyConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.nside > 0 and (self.nside & (self.nside - 1)) == 0,
+                 f"sky.nside={self.nside} must be a power of two")
+        _require(self.smoothing_fwhm_arcmin >= 0, "sky.smoothing_fwhm_arcmin must be >= 0")
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """The grid of flat patches (REFERENCE §1): centres every ``step_deg`` at |b| >= ``lat_min_deg``."""
+
+    npix: int = 64
+    size_deg: float = 20.0
+    step_deg: float = 5.0
+    lat_min_deg: float = 25.0
+    mask_lat_deg: float = 15.0
+    chunk: int = 64
+
+    def __post_init__(self) -> None:
+        _require(self.npix >= 8 and self.npix % 2 == 0, f"patches.npix={self.npix} must be even and >= 8")
+        _require(0 < self.size_deg < 90, f"patches.size_deg={self.size_deg} must lie in (0, 90)")
+        _require(0 < self.step_deg <= 90, f"patches.step_deg={self.step_deg} must lie in (0, 90]")
+        _require(0 <= self.lat_min_deg <= 90, f"patches.lat_min_deg={self.lat_min_deg} must lie in [0, 90]")
+        _require(self.chunk > 0, "patches.chunk must be > 0")
+        _require(0 <= self.mask_lat_deg < 90, f"patches.mask_lat_deg={self.mask_lat_deg} must lie in [0, 90)")
+        edge = self.lat_min_deg - self.size_deg / 2
+        _require(edge >= self.mask_lat_deg - 1e-9,
+                 f"patch grid crosses the excluded band: centres at |b| >= {self.lat_min_deg} deg with "
+                 f"size {self.size_deg} deg reach |b| = {edge:g} deg < mask_lat_deg = "
+                 f"{self.mask_lat_deg} deg; raise lat_min_deg or shrink size_deg")
+
+    @property
+    def pixel_arcmin(self) -> float:
+        """Patch pixel side in arcmin."""
+        return self.size_deg * 60.0 / self.npix
+
+    @property
+    def lmax(self) -> int:
+        """Nyquist multipole of the patch, ``pi / pixel``."""
+        return int(math.floor(180.0 / (self.size_deg / self.npix)))
+
+
+@dataclass(frozen=True)
+class Params:
+    """All parameters of one pipeline run."""
+
+    seed: int = 0
+    device: str = "auto"
+    sky: SkyConfig = field(default_factory=SkyConfig)
+    patches: PatchConfig = field(default_factory=PatchConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: use auto, cpu or cuda")
+
+
+def _build(cls: type, data: dict, where: str):
+    """Recursively build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'params'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    _require(not unknown, f"unknown parameter(s) {', '.join(where + k for k in unknown)}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(hints[key], value, f"{where}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, name: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value or {}, name + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if origin in (tuple, list):
+        _require(isinstance(value, (list, tuple)), f"{name} must be a list, got {value!r}")
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, v, name) for v in value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read a parameter file into :class:`Params`.
+
+    Parameters
+    ----------
+    path : str or Path
+        YAML file; missing sections take their defaults.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameter file {path} not found; pass --params PATH")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    return _build(Params, data, "")
