@@ -1,5 +1,22 @@
 """Statistics shared by every stage: power spectra, Minkowski functionals, Fréchet distance, histograms."""
 
+from dustcmb.stats.bootstrap import BootstrapResult, bootstrap
+from dustcmb.stats.frechet import frechet_distance, spectra_frechet_distance
+from dustcmb.stats.histogram import histogram_counts, histogram_intersection, intersection
+from dustcmb.stats.minkowski import minkowski
 from dustcmb.stats.power import bin_theory, dl_from_cl, ell_bins, power_spectrum
 
-__all__ = ["bin_theory", "dl_from_cl", "ell_bins", "power_spectrum"]
+__all__ = [
+    "BootstrapResult",
+    "bin_theory",
+    "bootstrap",
+    "dl_from_cl",
+    "ell_bins",
+    "frechet_distance",
+    "histogram_counts",
+    "histogram_intersection",
+    "intersection",
+    "minkowski",
+    "power_spectrum",
+    "spectra_frechet_distance",
+]
