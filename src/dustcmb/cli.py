@@ -11,6 +11,7 @@ import sys
 import typer
 
 from dustcmb.errors import DustcmbError
+from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
 from dustcmb.sky.cli import sky_command
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("sky")(sky_command)
 app.command("patches")(patches_command)
+app.add_typer(gan_app, name="gan")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -97,6 +97,41 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
+class GanConfig:
+    """The dust DCGAN (REFERENCE §4): architecture widths, optimiser and the d_F stopping schedule.
+
+    The resolution is not set here: it is the patch set's ``npix`` (a multiple of 16).
+    """
+
+    latent_dim: int = 64
+    gen_channels: int = 128
+    disc_width: int = 16
+    power_width: int = 8
+    batch_size: int = 32
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    label_swap: float = 0.01
+    steps: int = 800
+    eval_every: int = 50
+    refine_steps: int = 300
+    refine_eval_every: int = 5
+    log_every: int = 10
+    sample_batch: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "disc_width", "power_width", "batch_size", "steps", "eval_every",
+                     "refine_eval_every", "log_every", "sample_batch"):
+            _require(getattr(self, name) > 0, f"gan.{name}={getattr(self, name)} must be > 0")
+        _require(self.gen_channels > 0 and self.gen_channels % 8 == 0,
+                 f"gan.gen_channels={self.gen_channels} must be a positive multiple of 8")
+        _require(self.refine_steps >= 0, f"gan.refine_steps={self.refine_steps} must be >= 0")
+        _require(self.lr > 0, f"gan.lr={self.lr} must be > 0")
+        _require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "gan.beta1 and gan.beta2 must lie in [0, 1)")
+        _require(0 <= self.label_swap < 0.5, f"gan.label_swap={self.label_swap} must lie in [0, 0.5)")
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one pipeline run."""
 
@@ -104,6 +139,7 @@ class Params:
     device: str = "auto"
     sky: SkyConfig = field(default_factory=SkyConfig)
     patches: PatchConfig = field(default_factory=PatchConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
     def __post_init__(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: use auto, cpu or cuda")

@@ -1,0 +1,141 @@
+"""The dust DCGAN (paper Table 1, REFERENCE §4): a generator and two discriminators.
+
+All three are plain ``nn.Module`` s parameterised by the patch resolution ``npix`` (a multiple of 16)
+and their widths, so the same code builds the paper profile (256², 512 channels at 16²) and the CPU
+quick-look profile (64², a few channels). Maps are in the GAN's unit domain ``[-1, 1]`` (the scaled
+natural log of the 353 GHz intensity, see :mod:`dustcmb.patches.normalise`), shape ``[B, 1, N, N]``.
+
+BatchNorm uses ``momentum=0.1``, PyTorch's name for Keras' ``momentum=0.9`` (the authors' code).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dustcmb.stats.power import power_spectrum
+
+BN_MOMENTUM = 0.1
+LEAKY_SLOPE = 0.2
+UPSAMPLINGS = 4
+
+
+def _check_npix(npix: int) -> None:
+    if npix < 2**UPSAMPLINGS or npix % 2**UPSAMPLINGS:
+        raise ValueError(f"npix={npix} must be a positive multiple of {2**UPSAMPLINGS}")
+
+
+class Generator(nn.Module):
+    """``z ~ N(0, 1)`` of size ``latent_dim`` -> map ``[B, 1, npix, npix]`` in ``[-1, 1]``.
+
+    Linear -> ``(npix/16)² x channels`` -> LeakyReLU -> BatchNorm, then four blocks of bilinear x2
+    upsampling and a 5x5 stride-1 convolution with ``channels/2, /4, /8`` and 1 output channels
+    (LeakyReLU + BatchNorm after all but the last), then tanh. He-normal initialisation.
+
+    Parameters
+    ----------
+    npix : int
+        Output side in pixels (multiple of 16); 256 in the paper.
+    latent_dim : int
+        Size of the latent vector; 64 in the paper.
+    channels : int
+        Channels at the smallest scale ``npix/16``; 512 in the paper. Must be divisible by 8.
+    """
+
+    def __init__(self, npix: int, latent_dim: int, channels: int) -> None:
+        super().__init__()
+        _check_npix(npix)
+        if channels % 8:
+            raise ValueError(f"generator channels={channels} must be divisible by 8")
+        self.npix, self.latent_dim, self.channels = npix, latent_dim, channels
+        self.base = npix // 2**UPSAMPLINGS
+        self.project = nn.Linear(latent_dim, self.base**2 * channels)
+        self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
+                                         nn.BatchNorm2d(channels, momentum=BN_MOMENTUM))
+        widths = [channels, channels // 2, channels // 4, channels // 8, 1]
+        blocks = []
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                      nn.Conv2d(c_in, c_out, kernel_size=5, padding=2)]
+            if i < UPSAMPLINGS - 1:
+                layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
+            blocks.append(nn.Sequential(*layers))
+        self.blocks = nn.Sequential(*blocks)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(-1, self.channels, self.base, self.base)
+        return torch.tanh(self.blocks(self.project_act(x)))
+
+
+class MapDiscriminator(nn.Module):
+    """Map ``[B, 1, N, N]`` -> one real/fake logit per map.
+
+    Four 5x5 stride-2 convolutions with ``width, 2 width, 4 width, 8 width`` channels, each followed by
+    LeakyReLU(0.2) and BatchNorm (except the first), then flatten and a dense layer.
+    """
+
+    def __init__(self, npix: int, width: int) -> None:
+        super().__init__()
+        _check_npix(npix)
+        widths = [1, width, 2 * width, 4 * width, 8 * width]
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=2), nn.LeakyReLU(LEAKY_SLOPE)]
+            if i > 0:
+                layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[-1] * (npix // 16) ** 2, 1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(maps).flatten(1)).squeeze(1)
+
+
+class PowerDiscriminator(nn.Module):
+    """Map ``[B, 1, N, N]`` -> logit judged on its fractional power spectrum ``C_ℓ / C̄_ℓ^real - 1``.
+
+    The spectrum is :func:`dustcmb.stats.power_spectrum` of the unit-domain map (differentiable, N/2
+    bins); ``C̄^real`` is the mean over the real set, a buffer saved with the state dict. Three 1-D
+    convolutions (``width, 2 width, 4 width`` features; kernels 5, 2, 2; stride 2) with LeakyReLU and
+    BatchNorm (except after the first), then a dense layer.
+
+    Parameters
+    ----------
+    npix : int
+        Map side in pixels (multiple of 16).
+    size_deg : float
+        Patch side in degrees (sets the multipoles; the fractional spectrum does not depend on it).
+    width : int
+        Features of the first convolution.
+    mean_cl : torch.Tensor [npix/2]
+        Mean real ``C_ℓ`` of the unit-domain maps [unit² sr].
+    """
+
+    def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor) -> None:
+        super().__init__()
+        _check_npix(npix)
+        if mean_cl.shape != (npix // 2,) or not bool(torch.all(mean_cl > 0)):
+            raise ValueError(f"mean_cl must be a positive vector of {npix // 2} bins")
+        self.size_deg = size_deg
+        self.register_buffer("mean_cl", mean_cl.detach().clone().float())
+        widths = [1, width, 2 * width, 4 * width]
+        kernels, paddings = (5, 2, 2), (2, 0, 0)
+        layers: list[nn.Module] = []
+        for i in range(3):
+            layers += [nn.Conv1d(widths[i], widths[i + 1], kernels[i], stride=2, padding=paddings[i]),
+                       nn.LeakyReLU(LEAKY_SLOPE)]
+            if i > 0:
+                layers.append(nn.BatchNorm1d(widths[i + 1], momentum=BN_MOMENTUM))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[-1] * (npix // 16), 1)
+
+    def fractional_spectrum(self, maps: torch.Tensor) -> torch.Tensor:
+        """``C_ℓ / C̄_ℓ^real - 1`` of maps ``[B, 1, N, N]``, shape ``[B, 1, N/2]``."""
+        _, cl = power_spectrum(maps, self.size_deg)
+        return cl / self.mean_cl - 1.0
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.fractional_spectrum(maps)).flatten(1)).squeeze(1)

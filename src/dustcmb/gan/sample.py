@@ -1,0 +1,76 @@
+"""Draw dust maps from a trained generator: float32 MJy/sr at 353 GHz, streamed to a ``.npy`` file.
+
+Maps are generated in fixed-size batches and written into a memory-mapped ``.npy`` (a temporary file
+renamed into place at the end), so memory stays at one batch however many maps are asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dustcmb.errors import InputError
+from dustcmb.gan.models import Generator
+from dustcmb.gan.train import derived_seed, seed_everything
+from dustcmb.patches.normalise import from_unit
+from dustcmb.storage import atomic_file
+
+SAMPLE_STREAM = 2
+
+
+def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dict]:
+    """The trained generator (eval mode, on ``device``) and its ``config.json``.
+
+    The config holds ``npix``, ``size_deg``, ``latent_dim``, ``gen_channels`` and the normalisation
+    ``log_min``/``log_max`` that maps unit-domain outputs back to MJy/sr.
+    """
+    config_path, weights_path = model_dir / "config.json", model_dir / "generator.pt"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise InputError(f"{path} not found; run `dustcmb gan train` first (or pass --model DIR)")
+    config = json.loads(config_path.read_text())
+    generator = Generator(config["npix"], config["latent_dim"], config["gen_channels"])
+    generator.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return generator.to(device).eval(), config
+
+
+@torch.no_grad()
+def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int = 256,
+                  device: str = "cpu") -> Path:
+    """Write ``n`` generated maps, float32 [n, N, N] in MJy/sr, to ``out_path`` (atomically).
+
+    Parameters
+    ----------
+    model_dir : Path
+        Output folder of ``dustcmb gan train``.
+    n : int
+        Number of maps.
+    out_path : Path
+        Destination ``.npy``.
+    seed : int
+        Same seed, batch size and device -> identical maps (on CPU).
+    batch : int
+        Maps generated per forward pass (bounds memory).
+    device : str
+        ``cpu`` or ``cuda``.
+    """
+    if n <= 0:
+        raise InputError(f"-n {n}: ask for at least one map")
+    generator, config = load_generator(model_dir, device)
+    seed_everything(seed)
+    rng = torch.Generator().manual_seed(derived_seed(seed, SAMPLE_STREAM))
+    npix = config["npix"]
+    with atomic_file(out_path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, npix, npix))
+        for start in tqdm(range(0, n, batch), desc="gan sample", unit="batch"):
+            size = min(batch, n - start)
+            z = torch.randn(size, config["latent_dim"], generator=rng).to(device)
+            unit = generator(z)[:, 0].cpu().numpy()
+            out[start:start + size] = from_unit(unit, config["log_min"], config["log_max"])
+        out.flush()
+        del out
+    return out_path

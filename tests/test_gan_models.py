@@ -1,0 +1,108 @@
+"""The GAN's networks: paper Table 1 shapes at 256², a full training step at that size, symmetries."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dustcmb.config import GanConfig
+from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
+from dustcmb.gan.train import augment, build, train_step
+
+
+def _output_shapes(module: nn.Sequential, x: torch.Tensor) -> list[tuple]:
+    shapes = []
+    for layer in module:
+        x = layer(x)
+        shapes.append(tuple(x.shape[1:]))
+    return shapes
+
+
+def test_paper_profile_matches_table_1():
+    """Paper profile: z in R^64 -> 16²x512 -> 32²x256 -> 64²x128 -> 128²x64 -> 256²x1, tanh."""
+    torch.manual_seed(0)
+    g = Generator(npix=256, latent_dim=64, channels=512)
+    assert g.project.in_features == 64 and g.project.out_features == 16 * 16 * 512
+    z = torch.randn(2, 64)
+    x = g.project_act(g.project(z).view(-1, 512, 16, 16))
+    assert tuple(x.shape[1:]) == (512, 16, 16)
+    expected = [(256, 32, 32), (128, 64, 64), (64, 128, 128), (1, 256, 256)]
+    for block, shape in zip(g.blocks, expected):
+        up, conv = block[0], block[1]
+        assert isinstance(up, nn.Upsample) and up.mode == "bilinear" and up.scale_factor == 2
+        assert conv.kernel_size == (5, 5) and conv.stride == (1, 1)
+        x = block(x)
+        assert tuple(x.shape[1:]) == shape
+    assert [type(m) for m in g.blocks[0][2:]] == [nn.LeakyReLU, nn.BatchNorm2d]
+    assert len(g.blocks[-1]) == 2, "no activation or BatchNorm after the last convolution"
+    assert all(bn.momentum == 0.1 for bn in g.modules() if isinstance(bn, nn.BatchNorm2d))
+    out = g(z)
+    assert out.shape == (2, 1, 256, 256) and out.abs().max() <= 1
+    # He-normal: weight std ≈ sqrt(2 / fan_in) (fan_in = 512·25 for the first conv; 3 % sampling error)
+    w = g.blocks[0][1].weight
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (512 * 25)), rel=0.03)
+
+
+def test_paper_discriminators_shapes():
+    d = MapDiscriminator(npix=256, width=64)
+    convs = [m for m in d.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 512]
+    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
+    shapes = [s for s, m in zip(_output_shapes(d.features, torch.zeros(2, 1, 256, 256)), d.features)
+              if isinstance(m, nn.Conv2d)]
+    assert shapes == [(64, 128, 128), (128, 64, 64), (256, 32, 32), (512, 16, 16)]
+    norms = [type(m) for m in d.features[:2]]
+    assert norms == [nn.Conv2d, nn.LeakyReLU], "no BatchNorm after the first convolution"
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in d.features) == 3
+    p = PowerDiscriminator(npix=256, size_deg=20.0, width=64, mean_cl=torch.ones(128))
+    shapes = _output_shapes(p.features, torch.zeros(2, 1, 128))
+    convs = [s for s, m in zip(shapes, p.features) if isinstance(m, nn.Conv1d)]
+    assert convs == [(64, 64), (128, 32), (256, 16)]
+    n_map = sum(x.numel() for x in d.parameters())
+    n_pow = sum(x.numel() for x in p.parameters())
+    assert n_pow < n_map / 10, "the power discriminator is the small one"
+
+
+def test_one_training_step_at_paper_size():
+    """One full GAN step at 256² (paper widths, batch 2) runs on CPU and moves every network."""
+    torch.manual_seed(0)
+    cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
+    nets, opts = build(cfg, 256, 20.0, torch.full((128,), 1e-6), "cpu")
+    before = {k: [p.detach().clone() for p in v.parameters()] for k, v in nets.items()}
+    rng = torch.Generator().manual_seed(1)
+    real = torch.rand(2, 1, 256, 256) * 2 - 1
+    losses = train_step(nets, opts, real, torch.randn(2, 64), rng, label_swap=0.01)
+    assert set(losses) == {"loss_d_map", "loss_d_power", "loss_g"}
+    assert all(math.isfinite(v) and v > 0 for v in losses.values())
+    for name, net in nets.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
+
+
+def test_power_discriminator_sees_spectrum_only_through_gradients():
+    """The fractional spectrum is 0 for maps with the mean real spectrum and passes gradients."""
+    from dustcmb.stats.power import power_spectrum
+
+    torch.manual_seed(0)
+    maps = torch.randn(4, 1, 32, 32, dtype=torch.float64)
+    _, cl = power_spectrum(maps[:, 0], 20.0)
+    p = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=cl[0].float())
+    frac = p.fractional_spectrum(maps[:1].float())
+    assert frac.shape == (1, 1, 16) and frac.abs().max() < 1e-5
+    maps = maps.float().requires_grad_(True)
+    p(maps).sum().backward()
+    assert maps.grad is not None and maps.grad.abs().sum() > 0
+
+
+def test_augment_is_a_symmetry_of_the_square():
+    x = torch.arange(2 * 16, dtype=torch.float32).view(2, 1, 4, 4).repeat(8, 1, 1, 1)
+    out = augment(x, torch.Generator().manual_seed(0))
+    square = x[0, 0]
+    images = [torch.rot90(square, k) for k in range(4)] + [torch.rot90(square, k).flip(-1) for k in range(4)]
+    for y in out[::2, 0]:
+        assert any(torch.equal(y, im) for im in images)
+
+
+def test_rejects_bad_resolution():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Generator(npix=40, latent_dim=8, channels=16)
