@@ -13,6 +13,7 @@ import typer
 from dustcmb.errors import DustcmbError
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
+from dustcmb.simulation.cli import data_command
 from dustcmb.sky.cli import sky_command
 
 app = typer.Typer(
@@ -24,6 +25,10 @@ app = typer.Typer(
 app.command("sky")(sky_command)
 app.command("patches")(patches_command)
 app.add_typer(gan_app, name="gan")
+
+separation_app = typer.Typer(help="Separate CMB from dust: data, training, evaluation.", no_args_is_help=True)
+separation_app.command("data")(data_command)
+app.add_typer(separation_app, name="separation")
 
 
 def main(argv: list[str] | None = None) -> None:

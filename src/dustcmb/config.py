@@ -132,6 +132,68 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class InstrumentConfig:
+    """Per-channel white-noise depth and Gaussian beam, in the order of ``simulation.freqs_ghz``."""
+
+    noise_uk_arcmin: tuple[float, ...] = (0.0, 0.0, 0.0)
+    beam_fwhm_arcmin: tuple[float, ...] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _require(all(v >= 0 for v in self.noise_uk_arcmin), "simulation noise_uk_arcmin must be >= 0")
+        _require(all(v >= 0 for v in self.beam_fwhm_arcmin), "simulation beam_fwhm_arcmin must be >= 0")
+
+
+@dataclass(frozen=True)
+class InstrumentPresets:
+    """Named instrument settings; ``simulation.instrument`` picks one (REFERENCE §5 numbers)."""
+
+    noiseless: InstrumentConfig = field(default_factory=InstrumentConfig)
+    planck: InstrumentConfig = field(default_factory=lambda: InstrumentConfig(
+        noise_uk_arcmin=(33.0, 154.0, 800.0), beam_fwhm_arcmin=(7.3, 4.9, 4.8)))
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Multi-frequency separation data: CMB bank, dust SED, instrument (REFERENCE §5)."""
+
+    freqs_ghz: tuple[float, ...] = (143.0, 353.0, 545.0)
+    n_spectra: int = 8
+    cmb_pad: int = 2
+    beta: float = 1.53
+    temp_dust_k: float = 19.6
+    beta_rms: float = 0.0
+    beta_corr_deg: float = 3.0
+    instrument: str = "noiseless"
+    instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
+    norm_maps: int = 64
+
+    def __post_init__(self) -> None:
+        _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
+                 f"simulation.freqs_ghz={self.freqs_ghz}: give one or more positive frequencies [GHz]")
+        _require(self.n_spectra >= 1, "simulation.n_spectra must be >= 1")
+        _require(self.cmb_pad >= 2, f"simulation.cmb_pad={self.cmb_pad}: use >= 2 (1 would make the "
+                                    "CMB periodic across the patch edges)")
+        _require(0.5 <= self.beta <= 3.0, f"simulation.beta={self.beta}: use 0.5..3 (dust ≈ 1.5)")
+        _require(self.temp_dust_k > 0, "simulation.temp_dust_k must be > 0 K")
+        _require(self.beta_rms >= 0, "simulation.beta_rms must be >= 0")
+        _require(self.beta_corr_deg > 0, "simulation.beta_corr_deg must be > 0 deg")
+        names = [f.name for f in dataclasses.fields(InstrumentPresets)]
+        _require(self.instrument in names,
+                 f"simulation.instrument={self.instrument!r}: use one of {', '.join(names)}")
+        for name in names:
+            preset = getattr(self.instruments, name)
+            _require(len(preset.noise_uk_arcmin) == len(self.freqs_ghz) == len(preset.beam_fwhm_arcmin),
+                     f"simulation.instruments.{name}: give one noise level and one beam per frequency "
+                     f"({len(self.freqs_ghz)} in simulation.freqs_ghz)")
+        _require(self.norm_maps >= 1, "simulation.norm_maps must be >= 1")
+
+    @property
+    def preset(self) -> InstrumentConfig:
+        """The instrument setting named by ``instrument``."""
+        return getattr(self.instruments, self.instrument)
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one pipeline run."""
 
@@ -139,6 +201,7 @@ class Params:
     device: str = "auto"
     sky: SkyConfig = field(default_factory=SkyConfig)
     patches: PatchConfig = field(default_factory=PatchConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
     gan: GanConfig = field(default_factory=GanConfig)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,61 @@
+"""Instrument effects on a flat patch: Gaussian beams and white noise (REFERENCE §5).
+
+Noise levels are map depths in µK_CMB·arcmin: the per-pixel standard deviation is
+``level / pixel_arcmin`` and the flat noise spectrum is ``C_N = (level · arcmin)²`` [µK² sr].
+
+Beams are circular Gaussians of full width at half maximum ``fwhm``, transfer function
+``B_ℓ = exp(-ℓ² σ² / 2)`` with ``σ = fwhm / √(8 ln 2)`` (flat sky), applied in Fourier space. The
+patch is not periodic, so before the FFT it is extended by mirror reflection by five beam σ (plus a
+pixel) on every side; a periodic FFT would instead smear each edge into the opposite one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ARCMIN_RAD = math.radians(1.0 / 60.0)
+FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
+
+
+def beam_transfer(ell, fwhm_arcmin: float):
+    """Gaussian beam transfer ``B_ℓ = exp(-ℓ² σ² / 2)`` (power is ``B_ℓ²``) for ``fwhm_arcmin`` [arcmin]."""
+    sigma_rad = fwhm_arcmin * ARCMIN_RAD * FWHM_TO_SIGMA
+    return np.exp(-0.5 * (np.asarray(ell, dtype=np.float64) * sigma_rad) ** 2)
+
+
+def apply_beam(maps: np.ndarray, fwhm_arcmin: float, pixel_arcmin: float) -> np.ndarray:
+    """Convolve square maps [..., N, N] with a Gaussian beam (mirror-extended FFT); 0 FWHM = copy.
+
+    Parameters
+    ----------
+    maps : ndarray [..., N, N]
+        Maps in any unit.
+    fwhm_arcmin, pixel_arcmin : float
+        Beam FWHM and pixel side [arcmin].
+    """
+    if fwhm_arcmin == 0.0:
+        return np.array(maps, copy=True)
+    npix = maps.shape[-1]
+    margin = min(npix - 1, math.ceil(5.0 * fwhm_arcmin * FWHM_TO_SIGMA / pixel_arcmin) + 1)
+    widths = [(0, 0)] * (maps.ndim - 2) + [(margin, margin)] * 2
+    extended = np.pad(maps, widths, mode="symmetric")
+    size = extended.shape[-1]
+    ky = np.fft.fftfreq(size)[:, None]
+    kx = np.fft.rfftfreq(size)[None, :]
+    # ℓ of each mode: 2π × (cycles per pixel) / pixel [rad]
+    ell = 2.0 * math.pi * np.hypot(ky, kx) / (pixel_arcmin * ARCMIN_RAD)
+    smoothed = np.fft.irfft2(np.fft.rfft2(extended) * beam_transfer(ell, fwhm_arcmin), s=(size, size))
+    return smoothed[..., margin:margin + npix, margin:margin + npix]
+
+
+def noise_sigma_uk(level_uk_arcmin: float, pixel_arcmin: float) -> float:
+    """Per-pixel white-noise standard deviation [µK_CMB] of a map depth [µK_CMB·arcmin]."""
+    return level_uk_arcmin / pixel_arcmin
+
+
+def white_noise_uk(shape: tuple[int, ...], level_uk_arcmin: float, pixel_arcmin: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Gaussian white noise [µK_CMB] of depth ``level_uk_arcmin`` on pixels of ``pixel_arcmin``."""
+    return rng.standard_normal(shape) * noise_sigma_uk(level_uk_arcmin, pixel_arcmin)
