@@ -11,6 +11,7 @@ import sys
 import typer
 
 from dustcmb.errors import DustcmbError
+from dustcmb.evaluation.cli import gan_evaluate_command
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
 from dustcmb.simulation.cli import data_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command("sky")(sky_command)
 app.command("patches")(patches_command)
+gan_app.command("evaluate")(gan_evaluate_command)
 app.add_typer(gan_app, name="gan")
 
 separation_app = typer.Typer(help="Separate CMB from dust: data, training, evaluation.", no_args_is_help=True)

@@ -132,6 +132,33 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class GanEvalConfig:
+    """Judging the trained generator against the real patches and two baselines (REFERENCE §3).
+
+    Histograms, Minkowski thresholds and nearest-neighbour distances use the unit-domain maps
+    (``[-1, 1]``); spectra use the maps in MJy/sr.
+    """
+
+    n_bootstrap: int = 1000
+    hist_bins: int = 50
+    n_thresholds: int = 50
+    slice_ells: tuple[float, ...] = (50.0, 150.0, 400.0)
+    slice_bins: int = 20
+    baseline_pad: int = 2
+    latent_paths: int = 8
+    latent_points: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("n_bootstrap", "hist_bins", "slice_bins", "baseline_pad", "latent_paths"):
+            _require(getattr(self, name) >= 1, f"gan_eval.{name}={getattr(self, name)} must be >= 1")
+        _require(self.n_bootstrap >= 2, f"gan_eval.n_bootstrap={self.n_bootstrap} must be >= 2")
+        _require(self.n_thresholds >= 2, f"gan_eval.n_thresholds={self.n_thresholds} must be >= 2")
+        _require(self.latent_points >= 2, f"gan_eval.latent_points={self.latent_points} must be >= 2")
+        _require(len(self.slice_ells) == 3 and all(ell > 0 for ell in self.slice_ells),
+                 f"gan_eval.slice_ells={list(self.slice_ells)}: give three positive multipoles")
+
+
+@dataclass(frozen=True)
 class InstrumentConfig:
     """Per-channel white-noise depth and Gaussian beam, in the order of ``simulation.freqs_ghz``."""
 
@@ -203,6 +230,7 @@ class Params:
     patches: PatchConfig = field(default_factory=PatchConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    gan_eval: GanEvalConfig = field(default_factory=GanEvalConfig)
 
     def __post_init__(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: use auto, cpu or cuda")

@@ -1,0 +1,37 @@
+"""``dustcmb gan evaluate``: judge the trained GAN against the real patches and two baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from dustcmb.cliutil import ParamsOption, load, resolve_device
+
+DEVICE_HELP = "auto | cpu | cuda (generation and nearest-neighbour distances); default: device in the parameter file."
+
+
+def gan_evaluate_command(
+    patches: Path = typer.Option(Path("data/patches"), help="Real patch set (patches.npy + meta.json, MJy/sr)."),
+    model: Path = typer.Option(Path("models/gan"), help="Trained generator folder (from `dustcmb gan train`)."),
+    metrics: Path = typer.Option(Path("metrics/gan.json"), help="Output metrics (JSON)."),
+    plots: Path = typer.Option(Path("plots/gan"), help="Output folder of the figures (PNG), replaced as a whole."),
+    device: str = typer.Option(None, help=DEVICE_HELP),
+    params: Path = ParamsOption,
+) -> None:
+    """Histogram intersection, spectra, Minkowski functionals and memorisation: GAN vs baselines."""
+    from dustcmb.evaluation.baselines import BASELINES
+    from dustcmb.evaluation.gan import evaluate
+
+    p = load(params)
+    device = resolve_device(device or p.device)
+    result = evaluate(p, patches, model, metrics, plots, device=device, params_file=params)
+    console = Console(stderr=True)
+    console.print(f"wrote {metrics} and {plots}/ ({'synthetic sky' if p.sky.source == 'synthetic' else p.sky.source})")
+    for name, row in {"GAN": result, **{label: result[key] for key, label in BASELINES.items()}}.items():
+        console.print(f"{name:>20}: d_F {row['frechet_distance']:.3g}, HI {100 * row['histogram_intersection']:.1f} "
+                      f"± {100 * row['histogram_intersection_std']:.1f} %, Minkowski in band "
+                      f"{row['minkowski_v0_in_band']:.2f}/{row['minkowski_v1_in_band']:.2f}/"
+                      f"{row['minkowski_v2_in_band']:.2f}, NN ratio {row['nearest_neighbour_ratio']:.2f}",
+                      soft_wrap=True)

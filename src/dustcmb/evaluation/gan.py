@@ -1,0 +1,330 @@
+"""Judge the dust GAN like the paper (REFERENCE §3) and against two baselines, top to bottom.
+
+1. Sets. The real patches, as many maps from the trained generator (latent vectors from a seed derived
+   from ``params.seed``), and the Gaussian and log-normal baselines of
+   :mod:`dustcmb.evaluation.baselines`. Each set is held in the unit domain ``[-1, 1]`` (scaled ``ln I``)
+   and as ``C_ℓ`` of its maps in MJy/sr.
+2. Per-map statistics, computed once per set: the pixel histogram on ``[-1, 1]``, ``C_ℓ`` [(MJy/sr)² sr],
+   and the Minkowski functionals V0, V1, V2 [1, 1/px, 1/px²] at thresholds evenly spread over ``[-1, 1]``.
+3. Bootstrap (:func:`dustcmb.stats.bootstrap`): a resampled set's summed histogram, mean ``log10 C_ℓ``
+   and mean functionals are sums/means of its maps' rows, so the 1000 draws resample rows of the
+   per-map arrays, which is exact and never recomputes a statistic from maps.
+4. Scores of each candidate set against the real one: pixel-histogram intersection (mean and std over
+   draws; paper 94 %), Fréchet distance of ``log10 C_ℓ`` (paper eq. 1), histogram intersection of
+   ``log10 C_ℓ`` at three multipoles, the fraction of ℓ bins / thresholds where the candidate's bootstrap
+   median lies inside the real 95 % bootstrap band, and the nearest-neighbour ratio (memorisation).
+5. Latent smoothness: ``log10 C_ℓ`` along straight latent paths, step by step.
+6. ``metrics/gan.json``, figures (:mod:`dustcmb.evaluation.gan_plots`) and an MLflow run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dustcmb import tracking
+from dustcmb.config import GanEvalConfig, Params
+from dustcmb.errors import ConfigError, InputError
+from dustcmb.evaluation.baselines import BASELINES, gaussian_baseline, lognormal_baseline
+from dustcmb.evaluation.gan_plots import write_figures
+from dustcmb.gan.sample import load_generator
+from dustcmb.gan.train import derived_seed, generate_unit
+from dustcmb.patches.normalise import from_unit, to_unit
+from dustcmb.patches.store import load_patches
+from dustcmb.stats import bootstrap, ell_bins, histogram_counts, intersection, minkowski, power_spectrum
+from dustcmb.stats import spectra_frechet_distance
+from dustcmb.storage import write_json
+
+EXPERIMENT = "gan"
+UNIT_RANGE = (-1.0, 1.0)
+GENERATE_STREAM, BASELINE_STREAM, LATENT_STREAM, SPLIT_STREAM = 10, 11, 12, 13
+BOOTSTRAP_STREAM, INTERSECTION_STREAM = 20, 30  # + index of the set
+NN_CHUNK = 128  # query maps per distance block (x 8 symmetries)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapSet:
+    """One set of maps and its per-map statistics (computed once; the bootstrap resamples rows).
+
+    Attributes
+    ----------
+    name, label : str
+        Key in ``metrics/gan.json`` and legend label.
+    unit : numpy.ndarray [n, N, N]
+        Maps in the unit domain.
+    cl : numpy.ndarray [n, N/2]
+        ``C_ℓ`` of the maps in MJy/sr, (MJy/sr)² sr.
+    hist : numpy.ndarray [n, hist_bins]
+        Pixel counts per map on ``[-1, 1]``.
+    mink : numpy.ndarray [n, 3, n_thresholds]
+        V0 [1], V1 [1/px], V2 [1/px²] per map.
+    """
+
+    name: str
+    label: str
+    unit: np.ndarray
+    cl: np.ndarray
+    hist: np.ndarray
+    mink: np.ndarray
+
+
+def thresholds(cfg: GanEvalConfig) -> np.ndarray:
+    """Minkowski thresholds ν, evenly spaced over the unit domain ``[-1, 1]``."""
+    return np.linspace(*UNIT_RANGE, cfg.n_thresholds)
+
+
+def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg: float,
+            cfg: GanEvalConfig) -> MapSet:
+    """Per-map statistics of one set (pixel histograms, spectra, Minkowski functionals)."""
+    # float32 round-off can put the set's own extremes a hair outside [-1, 1]
+    unit = np.clip(unit, *UNIT_RANGE)
+    _, cl = power_spectrum(mjysr, size_deg)
+    v0, v1, v2 = minkowski(unit, thresholds(cfg), progress=True)
+    return MapSet(name, label, unit, cl, histogram_counts(unit, cfg.hist_bins, UNIT_RANGE),
+                  np.stack([v0, v1, v2], axis=1))
+
+
+def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
+    """Bootstrap of the set means of pixel density, ``log10 C_ℓ`` and V0, V1, V2.
+
+    One seed for all, so every statistic sees the same resampled sets.
+
+    Returns
+    -------
+    dict of BootstrapResult
+        ``pdf`` [hist_bins] (pixel density per unit of u), ``log_cl`` [N/2], ``v0``, ``v1``, ``v2``
+        [n_thresholds].
+    """
+    npix_map = mapset.unit.shape[-1] * mapset.unit.shape[-2]
+    density = mapset.hist / (npix_map * (UNIT_RANGE[1] - UNIT_RANGE[0]) / cfg.hist_bins)
+    parts = {"pdf": density, "log_cl": np.log10(mapset.cl), **{f"v{k}": mapset.mink[:, k] for k in range(3)}}
+    return {key: bootstrap(lambda x: x.mean(1), value, n_resamples=cfg.n_bootstrap, seed=seed, batched=True)
+            for key, value in parts.items()}
+
+
+def in_band(real, other) -> float:
+    """Fraction of entries where ``other``'s bootstrap median lies inside ``real``'s 95 % band."""
+    low, high = real.bands[real.percentiles.index(2.5)], real.bands[real.percentiles.index(97.5)]
+    median = other.bands[other.percentiles.index(50.0)]
+    return float(np.mean((median >= low) & (median <= high)))
+
+
+def bootstrap_intersection(counts_real: np.ndarray, counts_other: np.ndarray, cfg: GanEvalConfig,
+                           seed: int) -> tuple[float, float]:
+    """Mean and std over bootstrap draws of the intersection of the two sets' summed histograms."""
+    result = bootstrap(lambda a, b: intersection(a.sum(1), b.sum(1)), counts_real, counts_other,
+                       n_resamples=cfg.n_bootstrap, seed=seed, batched=True)
+    return float(result.mean), float(result.std)
+
+
+def slice_indices(ell: np.ndarray, cfg: GanEvalConfig) -> list[int]:
+    """Spectrum bins nearest to ``cfg.slice_ells``; a multipole beyond Nyquist is a config error."""
+    too_high = [e for e in cfg.slice_ells if e > ell[-1] * 1.0001]
+    if too_high:
+        raise ConfigError(f"gan_eval.slice_ells {too_high} exceed the patches' Nyquist multipole "
+                          f"{ell[-1]:.0f}; choose multipoles between {ell[0]:.0f} and {ell[-1]:.0f}")
+    return [int(np.argmin(np.abs(ell - e))) for e in cfg.slice_ells]
+
+
+def power_slice_intersections(real: MapSet, other: MapSet, ell: np.ndarray, cfg: GanEvalConfig,
+                              seed: int) -> dict[str, float]:
+    """Bootstrap-mean intersection of ``log10 C_ℓ`` histograms at each slice multipole (common bins)."""
+    out = {}
+    for j in slice_indices(ell, cfg):
+        a, b = np.log10(real.cl[:, j]), np.log10(other.cl[:, j])
+        value_range = (min(a.min(), b.min()), max(a.max(), b.max()))
+        counts = [histogram_counts(x[:, None], cfg.slice_bins, value_range) for x in (a, b)]
+        out[f"ell_{ell[j]:.0f}"] = bootstrap_intersection(*counts, cfg, seed)[0]
+    return out
+
+
+def _symmetries(maps: np.ndarray) -> np.ndarray:
+    """The 8 rotations/flips of each map, [8, B, N, N] (training augments real maps with them).
+
+    numpy, not torch: ``torch.flip`` on CPU is ~50x slower here.
+    """
+    turns = [np.rot90(maps, k, axes=(-2, -1)) for k in range(4)]
+    return np.stack(turns + [t[..., ::-1] for t in turns])
+
+
+def nearest_neighbour_distances(queries: np.ndarray, reference: np.ndarray, device: str,
+                                leave_one_out: bool = False) -> np.ndarray:
+    """RMS pixel difference [u] between each query map and its nearest reference map.
+
+    Each query is compared in all 8 orientations, so a rotated or mirrored copy of a training map
+    counts as a copy. With ``leave_one_out`` the queries are the reference set and map ``i`` is not
+    its own neighbour.
+    """
+    ref = torch.as_tensor(reference, dtype=torch.float32, device=device).flatten(1)
+    ref_sq = (ref**2).sum(1)
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), NN_CHUNK):
+        block = np.asarray(queries[start:start + NN_CHUNK], dtype=np.float32)
+        q = torch.as_tensor(_symmetries(block), device=device).flatten(2)  # [8, B, P]
+        dist_sq = (q**2).sum(-1, keepdim=True) + ref_sq - 2.0 * q @ ref.T  # [8, B, n_ref]
+        if leave_one_out:
+            rows = torch.arange(len(block), device=device)
+            dist_sq[:, rows, start + rows] = float("inf")
+        out[start:start + len(block)] = dist_sq.amin(dim=(0, 2)).clamp_min(0).cpu().numpy()
+    return np.sqrt(out / ref.shape[1])
+
+
+def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig, seed: int,
+                      batch: int) -> tuple[dict, np.ndarray]:
+    """Spectral steps along straight latent paths, against the typical difference of two real maps.
+
+    A step is the rms over ℓ of ``Δ log10 C_ℓ`` between consecutive maps on a path ``z_a → z_b``
+    (``latent_points`` maps); the reference is the median of the same rms between random pairs of real
+    maps. A smooth generator gives steps far below the reference (about 1/(points−1) of an end-to-end
+    difference); a jump shows as a step comparable to it.
+
+    Returns
+    -------
+    metrics : dict
+        ``latent_max_step``, ``latent_median_step``, ``real_pair_spread`` [dex] and
+        ``latent_step_ratio`` = max step / real pair spread.
+    steps : numpy.ndarray [latent_paths, latent_points - 1]
+    """
+    rng = torch.Generator().manual_seed(derived_seed(seed, LATENT_STREAM))
+    ends = torch.randn(2, cfg.latent_paths, config["latent_dim"], generator=rng)
+    t = torch.linspace(0.0, 1.0, cfg.latent_points)[None, :, None]
+    z = (1.0 - t) * ends[0][:, None] + t * ends[1][:, None]
+    unit = generate_unit(generator, z.reshape(-1, config["latent_dim"]), batch)
+    _, cl = power_spectrum(from_unit(unit, config["log_min"], config["log_max"]), config["size_deg"])
+    log_cl = np.log10(cl).reshape(cfg.latent_paths, cfg.latent_points, -1)
+    steps = np.sqrt(np.mean(np.diff(log_cl, axis=1) ** 2, axis=-1))
+    order = np.random.default_rng(derived_seed(seed, LATENT_STREAM)).permutation(len(real.cl))
+    real_log = np.log10(real.cl)[order]  # pairs (i, i+1) of a random order: never a map with itself
+    spread = float(np.median(np.sqrt(np.mean((real_log - np.roll(real_log, 1, axis=0)) ** 2, axis=-1))))
+    metrics = {"latent_max_step": float(steps.max()), "latent_median_step": float(np.median(steps)),
+               "real_pair_spread": spread, "latent_step_ratio": float(steps.max() / spread)}
+    return metrics, steps
+
+
+def score(real: MapSet, other: MapSet, means: dict, ell: np.ndarray, nn_real: np.ndarray,
+          device: str, cfg: GanEvalConfig, seed: int, index: int) -> tuple[dict, np.ndarray]:
+    """All statistics of one candidate set against the real one, and its gen→real NN distances."""
+    inter_seed = derived_seed(seed, INTERSECTION_STREAM + index)
+    hi_mean, hi_std = bootstrap_intersection(real.hist, other.hist, cfg, inter_seed)
+    nn_other = nearest_neighbour_distances(other.unit, real.unit, device)
+    metrics = {
+        "frechet_distance": spectra_frechet_distance(real.cl, other.cl),
+        "histogram_intersection": hi_mean,
+        "histogram_intersection_std": hi_std,
+        "spectrum_in_band": in_band(means[real.name]["log_cl"], means[other.name]["log_cl"]),
+        "power_slices": power_slice_intersections(real, other, ell, cfg, inter_seed),
+        "nearest_neighbour_ratio": float(np.median(nn_other) / np.median(nn_real)),
+    }
+    for k in range(3):
+        metrics[f"minkowski_v{k}_in_band"] = in_band(means[real.name][f"v{k}"], means[other.name][f"v{k}"])
+    return metrics, nn_other
+
+
+def _check_model(meta: dict, config: dict) -> None:
+    """The generator must have been trained on this patch set's geometry and normalisation."""
+    for key in ("npix", "size_deg", "log_min", "log_max"):
+        if not np.isclose(float(meta[key]), float(config[key]), rtol=1e-6, atol=0.0):
+            raise InputError(f"generator was trained with {key}={config[key]} but the patch set has "
+                             f"{meta[key]}; retrain (`dustcmb gan train`) or pass the matching --patches")
+
+
+def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) -> tuple[list[MapSet], dict]:
+    """Real, generated and baseline sets with their per-map statistics, and the generator context."""
+    cfg, seed = params.gan_eval, params.seed
+    real_mjysr, meta = load_patches(patches_dir)
+    generator, config = load_generator(model_dir, device)
+    _check_model(meta, config)
+    slice_indices(ell_bins(int(meta["npix"]), meta["size_deg"]), cfg)  # fail before any work
+    size_deg, log_min, log_max = meta["size_deg"], meta["log_min"], meta["log_max"]
+    real_unit = to_unit(real_mjysr, log_min, log_max)
+    rng = torch.Generator().manual_seed(derived_seed(seed, GENERATE_STREAM))
+    z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
+    gen_unit = generate_unit(generator, z, params.gan.sample_batch)
+    base_rng = np.random.default_rng(derived_seed(seed, BASELINE_STREAM))
+    candidates = [("real", "real patches", real_unit, real_mjysr),
+                  ("gan", "GAN", gen_unit, from_unit(gen_unit, log_min, log_max)),
+                  ("baseline_gaussian", BASELINES["baseline_gaussian"],
+                   *gaussian_baseline(real_mjysr, size_deg, cfg.baseline_pad, base_rng)),
+                  ("baseline_lognormal", BASELINES["baseline_lognormal"],
+                   *lognormal_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng))]
+    sets = [measure(*c, size_deg, cfg) for c in tqdm(candidates, desc="statistics", unit="set")]
+    return sets, {"generator": generator, "config": config, "meta": meta}
+
+
+def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: str) -> tuple[dict, dict]:
+    """``metrics/gan.json`` content and the arrays the figures need."""
+    cfg, seed, meta = params.gan_eval, params.seed, context["meta"]
+    real = sets[0]
+    ell = ell_bins(int(meta["npix"]), meta["size_deg"])
+    means = {s.name: set_means(s, cfg, derived_seed(seed, BOOTSTRAP_STREAM + i)) for i, s in enumerate(sets)}
+    nn_real = nearest_neighbour_distances(real.unit, real.unit, device, leave_one_out=True)
+    scores, nn = {}, {"real": nn_real}
+    for i, other in enumerate(sets[1:], start=1):
+        scores[other.name], nn[other.name] = score(real, other, means, ell, nn_real, device, cfg, seed, i)
+    latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed,
+                                      params.gan.sample_batch)
+    half = np.random.default_rng(derived_seed(seed, SPLIT_STREAM)).permutation(len(real.cl))
+    half = np.array_split(half, 2)
+    metrics = {
+        **scores["gan"], **latent,
+        "frechet_distance_real_halves": spectra_frechet_distance(real.cl[half[0]], real.cl[half[1]]),
+        **{name: scores[name] for name in BASELINES},
+        "n_real": len(real.unit), "n_generated": len(sets[1].unit), "npix": int(meta["npix"]),
+        "size_deg": float(meta["size_deg"]), "sky_source": params.sky.source,
+        "settings": {"hist_bins": cfg.hist_bins, "hist_range": list(UNIT_RANGE), "n_bootstrap": cfg.n_bootstrap,
+                     "n_thresholds": cfg.n_thresholds, "threshold_range": list(UNIT_RANGE),
+                     "slice_ells": [float(ell[j]) for j in slice_indices(ell, cfg)], "slice_bins": cfg.slice_bins,
+                     "seed": params.seed},
+    }
+    figures = {"ell": ell, "means": means, "nn": nn, "latent_steps": steps, "slices": slice_indices(ell, cfg),
+               "thresholds": thresholds(cfg), "latent": latent, "meta": meta, "scores": scores}
+    return metrics, figures
+
+
+def evaluate(params: Params, patches_dir: Path, model_dir: Path, metrics_path: Path, plots_dir: Path,
+             device: str = "cpu", params_file: Path | None = None, root: Path | None = None) -> dict:
+    """Run the whole evaluation; write ``metrics_path`` (JSON) and ``plots_dir/*.png``; log to MLflow.
+
+    Parameters
+    ----------
+    params : Params
+        Uses ``params.gan_eval``, ``params.seed``, ``params.gan.sample_batch``, ``params.sky.source``.
+    patches_dir, model_dir : Path
+        The real patch set (MJy/sr) and the trained generator folder.
+    metrics_path, plots_dir : Path
+        Outputs, written atomically.
+    device : str
+        ``cpu`` or ``cuda`` for generation and nearest-neighbour distances.
+    params_file, root : Path, optional
+        For MLflow tags and the tracking root (see :mod:`dustcmb.tracking`).
+
+    Returns
+    -------
+    dict
+        The metrics written to ``metrics_path``.
+    """
+    t0 = time.perf_counter()
+    sets, context = build_sets(params, patches_dir, model_dir, device)
+    metrics, figures = compute_metrics(params, sets, context, device)
+    run_params = {"gan_eval": dataclasses.asdict(params.gan_eval), "seed": params.seed,
+                  "model_dir": str(model_dir), "patches_dir": str(patches_dir)}
+    tags = tracking.pipeline_tags(params_file)
+    if context["config"].get("mlflow_run_id"):
+        tags["gan.train_run_id"] = context["config"]["mlflow_run_id"]
+    with tracking.run(EXPERIMENT, "gan-evaluate", params=run_params, tags=tags, root=root):
+        paths = write_figures(plots_dir, sets, figures, synthetic=params.sky.source == "synthetic")
+        write_json(metrics_path, metrics)
+        flat = {k: float(v) for k, v in tracking.flatten(metrics).items()  # settings are run params
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("settings.")}
+        mlflow.log_metrics(flat | {"evaluate_seconds": time.perf_counter() - t0})
+        mlflow.log_text(json.dumps(metrics, indent=2), "gan.json")
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+    return metrics
