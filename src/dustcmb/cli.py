@@ -14,6 +14,7 @@ from dustcmb.errors import DustcmbError
 from dustcmb.evaluation.cli import gan_evaluate_command
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
+from dustcmb.separation.cli import evaluate_command, train_command
 from dustcmb.simulation.cli import data_command
 from dustcmb.sky.cli import sky_command
 
@@ -30,6 +31,8 @@ app.add_typer(gan_app, name="gan")
 
 separation_app = typer.Typer(help="Separate CMB from dust: data, training, evaluation.", no_args_is_help=True)
 separation_app.command("data")(data_command)
+separation_app.command("train")(train_command)
+separation_app.command("evaluate")(evaluate_command)
 app.add_typer(separation_app, name="separation")
 
 

@@ -105,6 +105,7 @@ class GanConfig:
 
     latent_dim: int = 64
     gen_channels: int = 128
+    gen_padding: str = "zeros"
     disc_width: int = 16
     power_width: int = 8
     batch_size: int = 32
@@ -125,6 +126,8 @@ class GanConfig:
             _require(getattr(self, name) > 0, f"gan.{name}={getattr(self, name)} must be > 0")
         _require(self.gen_channels > 0 and self.gen_channels % 8 == 0,
                  f"gan.gen_channels={self.gen_channels} must be a positive multiple of 8")
+        _require(self.gen_padding in ("zeros", "reflect", "replicate"),
+                 f"gan.gen_padding={self.gen_padding!r} must be zeros, reflect or replicate")
         _require(self.refine_steps >= 0, f"gan.refine_steps={self.refine_steps} must be >= 0")
         _require(self.lr > 0, f"gan.lr={self.lr} must be > 0")
         _require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "gan.beta1 and gan.beta2 must lie in [0, 1)")
@@ -184,6 +187,7 @@ class SimulationConfig:
     """Multi-frequency separation data: CMB bank, dust SED, instrument (REFERENCE §5)."""
 
     freqs_ghz: tuple[float, ...] = (143.0, 353.0, 545.0)
+    n_train: int = 4000
     n_spectra: int = 8
     cmb_pad: int = 2
     beta: float = 1.53
@@ -197,6 +201,7 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
                  f"simulation.freqs_ghz={self.freqs_ghz}: give one or more positive frequencies [GHz]")
+        _require(self.n_train >= 1, "simulation.n_train must be >= 1")
         _require(self.n_spectra >= 1, "simulation.n_spectra must be >= 1")
         _require(self.cmb_pad >= 2, f"simulation.cmb_pad={self.cmb_pad}: use >= 2 (1 would make the "
                                     "CMB periodic across the patch edges)")
@@ -221,6 +226,44 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
+class SeparationConfig:
+    """The Bayesian ResUNet (REFERENCE §6): architecture, Adamax training, early stopping, MC dropout.
+
+    The depth is not set here: it follows the patch ``npix`` (``ceil(log2 npix)`` encoder blocks).
+    """
+
+    base_channels: int = 8
+    dropout: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30)
+    spectrum_weight: float = 1.0
+    batch_size: int = 32
+    lr: float = 0.002
+    beta1: float = 0.9
+    beta2: float = 0.999
+    max_epochs: int = 12
+    steps_per_epoch: int = 16
+    val_maps: int = 128
+    patience: int = 10
+    workers: int = 0
+    mc_passes: int = 100
+    mc_batch: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("base_channels", "batch_size", "max_epochs", "patience", "mc_passes", "mc_batch"):
+            _require(getattr(self, name) > 0, f"separation.{name}={getattr(self, name)} must be > 0")
+        for name in ("steps_per_epoch", "val_maps", "workers"):
+            _require(getattr(self, name) >= 0, f"separation.{name}={getattr(self, name)} must be >= 0")
+        _require(len(self.dropout) >= 1 and all(0 <= r < 1 for r in self.dropout),
+                 f"separation.dropout={self.dropout}: give one or more rates in [0, 1)")
+        _require(any(r > 0 for r in self.dropout),
+                 "separation.dropout: all rates are 0, so MC dropout would give no error bars")
+        _require(self.spectrum_weight >= 0, "separation.spectrum_weight must be >= 0")
+        _require(self.lr > 0, f"separation.lr={self.lr} must be > 0")
+        _require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
+                 "separation.beta1 and separation.beta2 must lie in [0, 1)")
+        _require(self.mc_passes >= 2, "separation.mc_passes must be >= 2 to give a spread")
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one pipeline run."""
 
@@ -230,6 +273,7 @@ class Params:
     patches: PatchConfig = field(default_factory=PatchConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    separation: SeparationConfig = field(default_factory=SeparationConfig)
     gan_eval: GanEvalConfig = field(default_factory=GanEvalConfig)
 
     def __post_init__(self) -> None:

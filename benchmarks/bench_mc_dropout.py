@@ -1,0 +1,66 @@
+"""Benchmark: batched MC-dropout inference against sequential single passes (goal: >= 5x faster).
+
+Both use :func:`dustcmb.separation.mc.mc_predict` on the same ResUNet (architecture from the
+parameter file, random weights): the batched run replicates each map ``--batch`` times along the
+batch dimension so one forward does that many passes; the sequential reference does one pass per
+forward (``batch=1``). Prints the time per pass of each and their ratio.
+
+Usage: python benchmarks/bench_mc_dropout.py [--params params.yaml] [--device cpu|cuda]
+       [--maps 4] [--passes 100] [--batch 200] [--sequential-maps 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from dustcmb.config import load_params
+from dustcmb.separation.mc import mc_predict
+from dustcmb.separation.resunet import ResUNet
+from dustcmb.simulation.dataset import Normalisation
+
+
+def timed(model, inputs, norm, passes: int, batch: int, device: str) -> float:
+    """Wall-clock seconds of one :func:`mc_predict` call (results are back on the CPU when it returns)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    mc_predict(model, inputs, norm, passes, batch)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--npix", type=int, default=None, help="default: patches.npix")
+    parser.add_argument("--maps", type=int, default=4, help="maps for the batched run")
+    parser.add_argument("--passes", type=int, default=None, help="default: separation.mc_passes")
+    parser.add_argument("--batch", type=int, default=None, help="default: separation.mc_batch")
+    parser.add_argument("--sequential-maps", type=int, default=1, help="maps for the (slow) sequential run")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    cfg = params.separation
+    npix = args.npix or params.patches.npix
+    passes, batch = args.passes or cfg.mc_passes, args.batch or cfg.mc_batch
+    torch.manual_seed(0)
+    model = ResUNet(npix, params.patches.size_deg, 3, cfg.base_channels, cfg.dropout).to(args.device)
+    norm = Normalisation((143.0, 353.0, 545.0), (0.0,) * 3, (1.0,) * 3, 0.0, 100.0)
+    inputs = torch.randn(args.maps, 3, npix, npix)
+    timed(model, inputs[:1], norm, min(passes, batch), batch, args.device)  # warm-up (allocator, kernels)
+    timed(model, inputs[:1], norm, 4, 1, args.device)
+    batched = timed(model, inputs, norm, passes, batch, args.device) / (args.maps * passes)
+    sequential = timed(model, inputs[:args.sequential_maps], norm, passes, 1, args.device) / (
+        args.sequential_maps * passes)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"ResUNet {npix}² base {cfg.base_channels} ({n_params / 1e6:.2f} M parameters) on {args.device}, "
+          f"{passes} passes per map, threads {torch.get_num_threads()}")
+    print(f"sequential (1 pass per forward):      {1e3 * sequential:8.3f} ms per pass")
+    print(f"batched ({batch} passes per forward): {1e3 * batched:8.3f} ms per pass")
+    print(f"speed-up: {sequential / batched:.1f}x (goal >= 5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Figures of ``dustcmb separation evaluate``: paper Figs 6 and 7 and the coverage per ℓ (PNG, Agg)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+BANDS = (2.5, 16.0, 50.0, 84.0, 97.5)  # percentiles over test maps: 95 % band, 68 % band, median
+
+
+def maps_figure(examples: list[dict], freqs_ghz) -> plt.Figure:
+    """Fig 6: input channels, true CMB, MC-mean estimate, residual and per-pixel MC std [µK_CMB]."""
+    n_cols = len(freqs_ghz) + 4
+    fig, axes = plt.subplots(len(examples), n_cols, figsize=(2.3 * n_cols, 2.4 * len(examples)), squeeze=False)
+    for row, ex in enumerate(examples):
+        cmb_range = np.abs(ex["cmb_uk"]).max()
+        panels = [(f"{f:g} GHz", c, "RdBu_r", None) for f, c in zip(freqs_ghz, ex["channels_uk"])]
+        panels += [("true CMB", ex["cmb_uk"], "RdBu_r", cmb_range),
+                   ("estimate", ex["mean_uk"], "RdBu_r", cmb_range),
+                   ("residual", ex["mean_uk"] - ex["cmb_uk"], "RdBu_r", None),
+                   ("MC std", ex["std_uk"], "viridis", None)]
+        for ax, (title, image, cmap, vmax) in zip(axes[row], panels):
+            if cmap == "RdBu_r":
+                vmax = vmax or np.abs(image).max()
+                shown = ax.imshow(image, cmap=cmap, vmin=-vmax, vmax=vmax, origin="lower")
+            else:
+                shown = ax.imshow(image, cmap=cmap, origin="lower")
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("Test maps [µK_CMB]: inputs, truth, MC-dropout estimate, residual, per-pixel std")
+    fig.tight_layout()
+    return fig
+
+
+def _band(ax, ell: np.ndarray, ratio: np.ndarray, color: str, label: str) -> None:
+    p = np.percentile(ratio, BANDS, axis=0)
+    ax.fill_between(ell, p[0], p[4], color=color, alpha=0.15, lw=0)
+    ax.fill_between(ell, p[1], p[3], color=color, alpha=0.3, lw=0)
+    ax.plot(ell, p[2], color=color, lw=1.5, label=label)
+
+
+def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz) -> plt.Figure:
+    """Fig 7: contaminated and cleaned ``C_ℓ`` over the true CMB ``C_ℓ`` (median, 68 % and 95 % bands)."""
+    cl_true = data["cl_true"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.cm.plasma(np.linspace(0.1, 0.8, len(freqs_ghz)))
+    for c, (freq, color) in enumerate(zip(freqs_ghz, colors)):
+        _band(left, ell, data["cl_channels"][:, c] / cl_true, color, f"{freq:g} GHz (CMB + dust)")
+    left.set_yscale("log")
+    left.set_title("contaminated")
+    _band(right, ell, data["cl_est"] / cl_true, "C0", "ResUNet (MC mean)")
+    _band(right, ell, data["cl_ilc"] / cl_true, "C1", "ILC")
+    right.axhspan(0.99, 1.01, color="grey", alpha=0.3, lw=0, label="±1 %")
+    right.set_title("cleaned")
+    for ax in (left, right):
+        ax.axhline(1.0, color="k", lw=0.7)
+        ax.set_xlabel("ℓ")
+        ax.set_ylabel("C_ℓ / C_ℓ(true CMB)")
+        ax.legend(fontsize=8)
+    fig.suptitle("Test set: median over maps, 68 % and 95 % bands")
+    fig.tight_layout()
+    return fig
+
+
+def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
+    """Fraction of test maps whose true ``C_ℓ`` lies inside the MC 68 % / 95 % intervals, per ℓ bin."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for level, color in (("68", "C0"), ("95", "C1")):
+        ax.plot(ell, metrics[f"coverage_{level}_per_ell"], color=color, marker=".", label=f"{level} % interval")
+        ax.axhline(int(level) / 100, color=color, ls="--", lw=0.8)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("ℓ")
+    ax.set_ylabel("coverage")
+    ax.set_title(f"MC-dropout coverage ({metrics['mc_passes']} passes, {metrics['n_test']} maps)")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,220 @@
+"""Training of the Bayesian ResUNet (REFERENCE §6), top to bottom.
+
+1. Open the streaming train/val sets of a separation-data directory (GAN dust + CMB, normalised).
+2. Loss = map MSE + ``spectrum_weight`` × spectrum MSE, where the spectrum term compares the ``D_ℓ``
+   heads of prediction and target *relative to the mean target D_ℓ of the training set*:
+   ``mean_ℓ ((D̂_ℓ − D_ℓ) / D̄_ℓ)²``. Both terms are then dimensionless and of order one for a poor
+   prediction (a zero map scores ≈ 1 on each, since the target has unit variance), so neither
+   dominates; dividing by ``D̄_ℓ`` gives every ℓ bin the same weight for the same *fractional*
+   error, which is what the spectrum figures judge, while an unscaled MSE would be ruled by the
+   first acoustic peak. (A log-spectrum MSE would do the same but diverges for near-zero early
+   predictions.) ``D̄_ℓ`` is the bank's mean lensed spectrum binned like the estimator
+   (:func:`dustcmb.stats.bin_theory`), in network units: the expectation of the training targets.
+3. Adamax (lr 0.002, β = (0.9, 0.999)), batch 32; each epoch draws ``steps_per_epoch`` batches from
+   a fresh permutation of the training set (a pure function of seed and epoch), then scores the
+   validation maps with dropout off. Early stopping: ``patience`` epochs without a better val loss.
+4. After every epoch a checkpoint (weights, optimiser, RNG, counters, MLflow run id) is written to a
+   folder outside the DVC outputs; ``--resume`` continues from it with nothing lost.
+5. The best weights (state dict), ``config.json`` and ``history.json`` go atomically to the output
+   folder and to MLflow. Same params -> same weights on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from dustcmb import tracking
+from dustcmb.config import Params
+from dustcmb.errors import ConfigError, InputError
+from dustcmb.separation.mc import MODEL_NAME
+from dustcmb.separation.resunet import ResUNet
+from dustcmb.simulation.dataset import SeparationDataset
+from dustcmb.simulation.store import open_datasets
+from dustcmb.stats.power import bin_theory, dl_from_cl, ell_bins
+from dustcmb.storage import atomic_dir, atomic_file, write_json
+
+EXPERIMENT = "separation"
+CHECKPOINT_NAME = "checkpoint.pt"
+TRAIN_STREAM = 3
+
+
+def mean_target_dl(train_set: SeparationDataset, size_deg: float) -> torch.Tensor:
+    """Expected ``D_ℓ`` of the training targets in network units² at the estimator's rings ``[N/2]``."""
+    sim, norm = train_set.simulator, train_set.normalisation
+    cl_uk2 = bin_theory(sim.bank.ell, sim.bank.cl_uk2.mean(axis=0), sim.npix, size_deg)
+    dl = dl_from_cl(ell_bins(sim.npix, size_deg), cl_uk2) / norm.target_scale_uk**2
+    return torch.as_tensor(dl, dtype=torch.float32)
+
+
+def losses(model: ResUNet, inputs: torch.Tensor, target: torch.Tensor, dl_ref: torch.Tensor,
+           spectrum_weight: float) -> dict[str, torch.Tensor]:
+    """Map MSE, relative spectrum MSE and their weighted sum (``loss``) for one batch."""
+    pred, pred_dl = model(inputs)
+    map_mse = F.mse_loss(pred, target)
+    spec_mse = (((pred_dl - model.spectrum(target)) / dl_ref) ** 2).mean()
+    return {"loss": map_mse + spectrum_weight * spec_mse, "map_mse": map_mse, "spec_mse": spec_mse}
+
+
+@torch.no_grad()
+def validate(model: ResUNet, loader: DataLoader, dl_ref: torch.Tensor, spectrum_weight: float,
+             device: str) -> dict[str, float]:
+    """Mean losses over the validation maps with dropout off (BatchNorm in eval mode)."""
+    model.eval()
+    totals, count = {}, 0
+    for inputs, target in loader:
+        batch = losses(model, inputs.to(device), target.to(device), dl_ref, spectrum_weight)
+        for name, value in batch.items():
+            totals[name] = totals.get(name, 0.0) + value.item() * len(inputs)
+        count += len(inputs)
+    return {f"val_{name}": value / count for name, value in totals.items()}
+
+
+def epoch_order(n_train: int, steps: int, batch: int, seed: int, epoch: int) -> list[int]:
+    """Training indices of ``epoch``: a permutation of the set cut to ``steps`` full batches."""
+    order = np.random.default_rng([seed, TRAIN_STREAM, epoch]).permutation(n_train)
+    per_epoch = n_train // batch if steps == 0 else steps
+    return np.resize(order, per_epoch * batch).tolist()
+
+
+def _fingerprint(params: Params, sets: dict) -> dict:
+    """What a checkpoint must share with the current run to be resumed."""
+    return {"separation": dataclasses.asdict(params.separation), "seed": params.seed,
+            "simulation": dataclasses.asdict(params.simulation), "npix": params.patches.npix,
+            "n_train": len(sets["train"]), "normalisation": dataclasses.asdict(sets["train"].normalisation)}
+
+
+def _save_checkpoint(path: Path, state: dict, model: ResUNet, opt: torch.optim.Optimizer) -> None:
+    state = {**state, "model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, fingerprint: dict) -> dict:
+    if not path.is_file():
+        raise InputError(f"--resume: no checkpoint at {path}; run without --resume to start afresh")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["fingerprint"] != fingerprint:
+        raise ConfigError(f"checkpoint {path} was made with other separation/simulation parameters or "
+                          "another data set; run without --resume to start afresh")
+    return state
+
+
+def _loaders(params: Params, sets: dict, order: list[int]) -> tuple[DataLoader, DataLoader]:
+    cfg = params.separation
+    val = sets["val"] if cfg.val_maps == 0 else Subset(sets["val"], range(min(cfg.val_maps, len(sets["val"]))))
+    train = DataLoader(sets["train"], batch_size=cfg.batch_size, sampler=order, drop_last=True,
+                       num_workers=cfg.workers)
+    return train, DataLoader(val, batch_size=cfg.batch_size, num_workers=cfg.workers)
+
+
+def _write_outputs(out_dir: Path, state: dict, model: ResUNet, params: Params, data_dir: Path) -> dict:
+    """Best state dict, its config (architecture + normalisation + summary) and the history, atomically."""
+    config = {"architecture": model.config(), "normalisation": state["fingerprint"]["normalisation"],
+              "data_dir": str(data_dir), "seed": params.seed, "instrument": params.simulation.instrument,
+              "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
+              "epochs_run": state["epoch"], "stopped_early": state["bad_epochs"] >= params.separation.patience,
+              "train_seconds": state["seconds"], "mlflow_run_id": state["run_id"]}
+    with atomic_dir(out_dir) as tmp:
+        torch.save(state["best_state"], tmp / MODEL_NAME)
+        write_json(tmp / "config.json", config)
+        write_json(tmp / "history.json", {"epochs": state["history"]})
+    return config
+
+
+def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, device: str = "cpu",
+          resume: bool = False, params_file: Path | None = None, root: Path | None = None) -> dict:
+    """Train the ResUNet on a separation-data directory and write the best weights to ``out_dir``.
+
+    Parameters
+    ----------
+    params : Params
+        Uses ``params.separation``, ``params.seed`` (and checks ``simulation``/``patches`` against the data).
+    data_dir : Path
+        Written by ``dustcmb separation data``.
+    out_dir : Path
+        Replaced atomically by ``resunet.pt`` (state dict), ``config.json`` and ``history.json``.
+    checkpoint_dir : Path
+        Holds ``checkpoint.pt`` while training (removed on success); keep it outside DVC outputs.
+    device : str
+        ``cpu`` or ``cuda`` (already resolved).
+    resume : bool
+        Continue from the checkpoint (same MLflow run, same epoch order, same RNG).
+    params_file, root : Path, optional
+        For MLflow tags and the tracking root (see :mod:`dustcmb.tracking`).
+
+    Returns
+    -------
+    dict
+        The written ``config.json``.
+    """
+    cfg = params.separation
+    sets = open_datasets(data_dir, params)
+    if len(sets["train"]) < cfg.batch_size:
+        raise ConfigError(f"{len(sets['train'])} training maps is fewer than separation.batch_size="
+                          f"{cfg.batch_size}; sample more GAN maps or lower the batch size")
+    torch.manual_seed(params.seed)
+    model = ResUNet(params.patches.npix, params.patches.size_deg, sets["train"].simulator.n_channels,
+                    cfg.base_channels, cfg.dropout).to(device)
+    opt = torch.optim.Adamax(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    dl_ref = mean_target_dl(sets["train"], params.patches.size_deg).to(device)
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME
+    state = {"fingerprint": _fingerprint(params, sets), "epoch": 0, "best_val_loss": float("inf"),
+             "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": [], "run_id": None, "seconds": 0.0}
+    if resume:
+        saved = _load_checkpoint(checkpoint, state["fingerprint"])
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"] and device == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        state = {k: saved[k] for k in state}
+    run_params = {"separation": dataclasses.asdict(cfg), "seed": params.seed, "device": device,
+                  "instrument": params.simulation.instrument, "npix": params.patches.npix,
+                  "n_train": len(sets["train"]), "n_val": len(sets["val"]),
+                  "n_params": sum(p.numel() for p in model.parameters())}
+    t0, seconds0 = time.perf_counter(), state["seconds"]
+    with tracking.run(EXPERIMENT, "separation-train", params=run_params, tags=tracking.pipeline_tags(params_file),
+                      run_id=state["run_id"], root=root) as active:
+        state["run_id"] = active.info.run_id
+        while state["epoch"] < cfg.max_epochs and state["bad_epochs"] < cfg.patience:
+            epoch = state["epoch"] + 1
+            order = epoch_order(len(sets["train"]), cfg.steps_per_epoch, cfg.batch_size, params.seed, epoch)
+            train_loader, val_loader = _loaders(params, sets, order)
+            model.train()
+            sums = {}
+            for inputs, target in tqdm(train_loader, desc=f"separation epoch {epoch}", unit="batch", leave=False):
+                batch = losses(model, inputs.to(device), target.to(device), dl_ref, cfg.spectrum_weight)
+                opt.zero_grad(set_to_none=True)
+                batch["loss"].backward()
+                opt.step()
+                for name, value in batch.items():
+                    sums[name] = sums.get(name, 0.0) + value.item() / len(train_loader)
+            metrics = {f"train_{k}": v for k, v in sums.items()}
+            metrics |= validate(model, val_loader, dl_ref, cfg.spectrum_weight, device)
+            if metrics["val_loss"] < state["best_val_loss"]:
+                state.update(best_val_loss=metrics["val_loss"], best_epoch=epoch, bad_epochs=0,
+                             best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch
+            state["seconds"] = seconds0 + time.perf_counter() - t0
+            state["history"].append({"epoch": epoch, **metrics})
+            mlflow.log_metrics(metrics | {"elapsed_seconds": state["seconds"]}, step=epoch)
+            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            _save_checkpoint(checkpoint, state, model, opt)
+        config = _write_outputs(out_dir, state, model, params, data_dir)
+        mlflow.log_metrics({"best_val_loss": config["best_val_loss"], "best_epoch": config["best_epoch"],
+                            "train_seconds": config["train_seconds"]})
+        mlflow.log_artifacts(str(out_dir), artifact_path="resunet")
+    checkpoint.unlink(missing_ok=True)
+    return config
