@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from dustcmb.cli import main
+from fields import gaussian_fields
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -49,3 +52,39 @@ def tiny_patches(tmp_path: Path, params_file: Path) -> Path:
     assert run_cli("patches", "--params", params_file, "--map", sky, "--out", out) == 0
     return out
 
+
+NPIX, N_REAL, N_GAN = 32, 12, 24
+TINY_SEPARATION = {"base_channels": 4, "batch_size": 8, "max_epochs": 2, "steps_per_epoch": 2, "val_maps": 0,
+        "patience": 10, "mc_passes": 8, "mc_batch": 16}
+
+
+def lognormal_dust(n: int, seed: int) -> np.ndarray:
+    """Log-normal dust-like maps [MJy/sr at 353 GHz] with a C_ℓ ∝ ℓ^-2.5 log-intensity."""
+    g = gaussian_fields(lambda ell: ell**-2.5, n, NPIX, 20.0, seed)
+    return (0.05 * np.exp(0.6 * g / g.std())).astype(np.float32)
+
+
+def separation_params(path, **separation):
+    """Tiny parameters with the Planck-like instrument (noise and beams exercise every code path)."""
+    data = {"seed": 11, "device": "cpu", "patches": {"npix": NPIX},
+            "simulation": {"n_spectra": 2, "norm_maps": 8, "instrument": "planck"},
+            "separation": TINY_SEPARATION | separation}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def separation_data(tmp_path_factory):
+    """Separation data from real-patch stand-ins (val/test) and a 'GAN' sample file (train), MJy/sr.
+
+    Shared by the tests: it depends only on seed, geometry and ``simulation``, not on ``separation``.
+    """
+    root = tmp_path_factory.mktemp("separation")
+    patches = root / "patches"
+    patches.mkdir()
+    np.save(patches / "patches.npy", lognormal_dust(N_REAL, 0))
+    (patches / "meta.json").write_text(json.dumps({"npix": NPIX, "size_deg": 20.0}))
+    np.save(root / "samples.npy", lognormal_dust(N_GAN, 1))
+    assert run_cli("separation", "data", "--samples", root / "samples.npy", "--patches", patches,
+                   "--out", root / "data", "--params", separation_params(root / "params.yaml")) == 0
+    return root / "data"

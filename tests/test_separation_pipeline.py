@@ -13,8 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import run_cli
+from conftest import N_GAN, N_REAL, NPIX, TINY_SEPARATION, run_cli, separation_params
 
 from dustcmb.config import load_params
 from dustcmb.separation.mc import MODEL_NAME
@@ -22,55 +21,17 @@ from dustcmb.separation.train import CHECKPOINT_NAME, EXPERIMENT, mean_target_dl
 from dustcmb.simulation.store import open_datasets
 from dustcmb.stats.power import dl_from_cl, power_spectrum
 from dustcmb.tracking import configure
-from fields import gaussian_fields
-
-NPIX, N_REAL, N_GAN = 32, 12, 24
-TINY = {"base_channels": 4, "batch_size": 8, "max_epochs": 2, "steps_per_epoch": 2, "val_maps": 0,
-        "patience": 10, "mc_passes": 8, "mc_batch": 16}
-
-
-def _dust(n: int, seed: int) -> np.ndarray:
-    """Log-normal dust-like maps [MJy/sr at 353 GHz] with a C_ℓ ∝ ℓ^-2.5 log-intensity."""
-    g = gaussian_fields(lambda ell: ell**-2.5, n, NPIX, 20.0, seed)
-    return (0.05 * np.exp(0.6 * g / g.std())).astype(np.float32)
-
-
-def _write_params(path, **separation):
-    """Tiny parameters with the Planck-like instrument (noise and beams exercise every code path)."""
-    data = {"seed": 11, "device": "cpu", "patches": {"npix": NPIX},
-            "simulation": {"n_spectra": 2, "norm_maps": 8, "instrument": "planck"},
-            "separation": TINY | separation}
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Separation data from real-patch stand-ins (val/test) and a 'GAN' sample file (train), MJy/sr.
-
-    Shared by the tests: it depends only on seed, geometry and ``simulation``, not on ``separation``.
-    """
-    root = tmp_path_factory.mktemp("separation")
-    patches = root / "patches"
-    patches.mkdir()
-    np.save(patches / "patches.npy", _dust(N_REAL, 0))
-    (patches / "meta.json").write_text(json.dumps({"npix": NPIX, "size_deg": 20.0}))
-    np.save(root / "samples.npy", _dust(N_GAN, 1))
-    assert run_cli("separation", "data", "--samples", root / "samples.npy", "--patches", patches,
-                   "--out", root / "data", "--params", _write_params(root / "params.yaml")) == 0
-    return root / "data"
-
 
 def _runs(root):
     configure(root)
     return mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
 
 
-def test_train_and_evaluate_end_to_end(tmp_path, data, monkeypatch):
+def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    params = _write_params(tmp_path / "params.yaml")
+    params = separation_params(tmp_path / "params.yaml")
     model, ckpt = tmp_path / "models", tmp_path / "ckpt"
-    assert run_cli("separation", "train", "--data", data, "--out", model, "--checkpoints", ckpt,
+    assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--checkpoints", ckpt,
                    "--params", params) == 0
     assert sorted(p.name for p in model.iterdir()) == ["config.json", "history.json", MODEL_NAME]
     assert not (ckpt / CHECKPOINT_NAME).exists(), "checkpoint removed after success"
@@ -79,11 +40,11 @@ def test_train_and_evaluate_end_to_end(tmp_path, data, monkeypatch):
     assert all(np.isfinite(h["val_loss"]) and h["val_loss"] > 0 for h in history)
 
     metrics_path, plots = tmp_path / "metrics" / "separation.json", tmp_path / "plots"
-    assert run_cli("separation", "evaluate", "--data", data, "--model", model, "--metrics", metrics_path,
+    assert run_cli("separation", "evaluate", "--data", separation_data, "--model", model, "--metrics", metrics_path,
                    "--plots", plots, "--params", params) == 0
     metrics = json.loads(metrics_path.read_text())
     n_ell = NPIX // 2
-    assert metrics["n_test"] == N_REAL // 2 and metrics["mc_passes"] == TINY["mc_passes"]
+    assert metrics["n_test"] == N_REAL // 2 and metrics["mc_passes"] == TINY_SEPARATION["mc_passes"]
     assert len(metrics["ell"]) == len(metrics["coverage_68_per_ell"]) == n_ell
     assert metrics["ell"][0] == pytest.approx(18.0)
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
@@ -100,11 +61,11 @@ def test_train_and_evaluate_end_to_end(tmp_path, data, monkeypatch):
     assert "coverage_68" in runs["separation-evaluate"].data.metrics
 
 
-def test_killed_training_resumes_without_losing_epochs(tmp_path, data, monkeypatch):
+def test_killed_training_resumes_without_losing_epochs(tmp_path, separation_data, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    params = _write_params(tmp_path / "params.yaml", max_epochs=4, steps_per_epoch=3)
+    params = separation_params(tmp_path / "params.yaml", max_epochs=4, steps_per_epoch=3)
     model, ckpt = tmp_path / "models", tmp_path / "ckpt"
-    args = ["separation", "train", "--data", data, "--out", model, "--checkpoints", ckpt, "--params", params]
+    args = ["separation", "train", "--data", separation_data, "--out", model, "--checkpoints", ckpt, "--params", params]
     proc = subprocess.Popen([sys.executable, "-m", "dustcmb", *map(str, args)], env=os.environ.copy(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -125,7 +86,7 @@ def test_killed_training_resumes_without_losing_epochs(tmp_path, data, monkeypat
 
     # the resumed run matches an uninterrupted one (same permutation, dropout RNG and optimiser state)
     straight = tmp_path / "straight"
-    assert run_cli("separation", "train", "--data", data, "--out", straight, "--checkpoints", tmp_path / "c2",
+    assert run_cli("separation", "train", "--data", separation_data, "--out", straight, "--checkpoints", tmp_path / "c2",
                    "--params", params) == 0
     resumed, reference = (torch.load(d / MODEL_NAME, weights_only=True) for d in (model, straight))
     for key in reference:
@@ -134,32 +95,32 @@ def test_killed_training_resumes_without_losing_epochs(tmp_path, data, monkeypat
     assert [h["val_loss"] for h in straight_history] == pytest.approx([h["val_loss"] for h in history])
 
 
-def test_bad_input_fails_early_and_writes_nothing(tmp_path, data, monkeypatch, capsys):
+def test_bad_input_fails_early_and_writes_nothing(tmp_path, separation_data, monkeypatch, capsys):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     model, metrics = tmp_path / "models", tmp_path / "metrics.json"
-    big_batch = _write_params(tmp_path / "big.yaml", batch_size=N_GAN + 1)
-    assert run_cli("separation", "train", "--data", data, "--out", model, "--params", big_batch) == 2
+    big_batch = separation_params(tmp_path / "big.yaml", batch_size=N_GAN + 1)
+    assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--params", big_batch) == 2
     assert "batch_size" in capsys.readouterr().err
-    params = _write_params(tmp_path / "params.yaml")
-    assert run_cli("separation", "train", "--data", data, "--out", model, "--checkpoints", tmp_path / "none",
+    params = separation_params(tmp_path / "params.yaml")
+    assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--checkpoints", tmp_path / "none",
                    "--resume", "--params", params) == 2
     assert "no checkpoint" in capsys.readouterr().err
-    assert run_cli("separation", "evaluate", "--data", data, "--model", model, "--metrics", metrics,
+    assert run_cli("separation", "evaluate", "--data", separation_data, "--model", model, "--metrics", metrics,
                    "--params", params) == 2
     assert "separation train" in capsys.readouterr().err
     other_sim = tmp_path / "other.yaml"
     other_sim.write_text(big_batch.read_text().replace("n_spectra: 2", "n_spectra: 3"))
-    assert run_cli("separation", "train", "--data", data, "--out", model, "--params", other_sim) == 2
+    assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--params", other_sim) == 2
     assert not model.exists() and not metrics.exists()
 
 
-def test_spectrum_loss_reference_is_the_mean_training_target(tmp_path, data):
+def test_spectrum_loss_reference_is_the_mean_training_target(tmp_path, separation_data):
     """D̄_ℓ (bank mean, binned like the estimator, network units) matches the targets' measured mean D_ℓ.
 
     24 maps of 32² leave ~10-40 % sample variance per bin (few modes at low ℓ), hence the loose bounds;
     a wrong unit (2π, the target scale squared, C_ℓ vs D_ℓ) would be off by far more.
     """
-    sets = open_datasets(data, load_params(_write_params(tmp_path / "params.yaml")))
+    sets = open_datasets(separation_data, load_params(separation_params(tmp_path / "params.yaml")))
     targets = torch.stack([sets["train"][i][1][0] for i in range(N_GAN)]).double()
     ell, cl = power_spectrum(targets, 20.0)
     ratio = (dl_from_cl(ell, cl).mean(0) / mean_target_dl(sets["train"], 20.0).double()).numpy()

@@ -17,6 +17,7 @@ from dustcmb.patches.cli import patches_command
 from dustcmb.separation.cli import evaluate_command, train_command
 from dustcmb.simulation.cli import data_command
 from dustcmb.sky.cli import sky_command
+from dustcmb.tuning.cli import tune_command
 
 app = typer.Typer(
     help="dustcmb: learn Galactic dust with a GAN, clean it from CMB maps with a Bayesian ResUNet.",
@@ -34,6 +35,7 @@ separation_app.command("data")(data_command)
 separation_app.command("train")(train_command)
 separation_app.command("evaluate")(evaluate_command)
 app.add_typer(separation_app, name="separation")
+app.command("tune")(tune_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -264,6 +264,32 @@ class SeparationConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """Optuna study of the MC-dropout rates (see :mod:`dustcmb.tuning.study`)."""
+
+    n_trials: int = 10
+    max_rate_bounds: tuple[float, ...] = (0.01, 0.5)
+    shape_bounds: tuple[float, ...] = (0.0, 2.0)
+    target_coverage: float = 0.68
+    loss_tolerance: float = 0.05
+    max_epochs: int = 8
+    mc_passes: int = 50
+    val_maps: int = 128
+    pruner_warmup_epochs: int = 2
+
+    def __post_init__(self) -> None:
+        lo, hi = self.max_rate_bounds if len(self.max_rate_bounds) == 2 else (1, 0)
+        _require(0 < lo < hi < 1, f"tune.max_rate_bounds={list(self.max_rate_bounds)}: give [low, high] in (0, 1)")
+        lo, hi = self.shape_bounds if len(self.shape_bounds) == 2 else (1, 0)
+        _require(lo < hi, f"tune.shape_bounds={list(self.shape_bounds)}: give [low, high] with low < high")
+        _require(0 < self.target_coverage < 1, "tune.target_coverage must lie in (0, 1)")
+        _require(self.loss_tolerance >= 0, "tune.loss_tolerance must be >= 0")
+        for name in ("n_trials", "max_epochs", "mc_passes", "val_maps"):
+            _require(getattr(self, name) >= 1, f"tune.{name}={getattr(self, name)} must be >= 1")
+        _require(self.pruner_warmup_epochs >= 0, "tune.pruner_warmup_epochs must be >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     """All parameters of one pipeline run."""
 
@@ -275,6 +301,7 @@ class Params:
     gan: GanConfig = field(default_factory=GanConfig)
     separation: SeparationConfig = field(default_factory=SeparationConfig)
     gan_eval: GanEvalConfig = field(default_factory=GanEvalConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def __post_init__(self) -> None:
         _require(self.device in ("auto", "cpu", "cuda"), f"device={self.device!r}: use auto, cpu or cuda")

@@ -85,9 +85,11 @@ def run(experiment: str, run_name: str, params: Mapping | None = None,
     run_id : str, optional
         Resume this run instead of starting a new one.
     nested : bool
-        Start as a child of the active run (Optuna trials).
+        Start as a child of the active run; implied when a run is already active (a training run
+        started inside an Optuna study's parent run becomes its child).
     """
     configure(root)
+    nested = nested or mlflow.active_run() is not None
     experiment_id = _experiment_id(experiment, root)
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                               run_name=None if run_id else run_name, nested=nested,

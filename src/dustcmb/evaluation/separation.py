@@ -74,14 +74,18 @@ def spectrum_scores(ell: np.ndarray, cl_est: np.ndarray, cl_true: np.ndarray, re
             "map_rmse_uK": float(rmse), "map_rmse_nomono_uK": float(rmse_nomono)}
 
 
-def collect(model, test, params: Params) -> dict:
-    """Run MC dropout and ILC over the test set; per-map spectra, residual sums and example maps."""
+def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
+    """Run MC dropout and ILC over the first ``n_maps`` maps of a set (default: all of them).
+
+    Returns per-map spectra, residual sums and example maps.
+    """
     cfg, preset = params.separation, params.simulation.preset
     norm, pixel_arcmin = test.normalisation, params.patches.pixel_arcmin
     keys = ("cl_true", "cl_quantiles", "cl_est", "cl_ilc", "cl_channels")
     out = {k: [] for k in keys} | {"sq_est": np.zeros(2), "sq_ilc": np.zeros(2), "std_sum": 0.0, "examples": []}
-    for start in tqdm(range(0, len(test), CHUNK), desc="separation evaluate", unit="chunk"):
-        items = [test.sample_uk(i) for i in range(start, min(start + CHUNK, len(test)))]
+    n_maps = len(test) if n_maps is None else min(n_maps, len(test))
+    for start in tqdm(range(0, n_maps, CHUNK), desc="MC dropout + ILC", unit="chunk"):
+        items = [test.sample_uk(i) for i in range(start, min(start + CHUNK, n_maps))]
         channels_uk = np.stack([c for c, _ in items])
         cmb_uk = np.stack([t for _, t in items]).astype(np.float64)
         inputs = torch.from_numpy(np.asarray(norm.inputs_to_unit(channels_uk), dtype=np.float32))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -132,7 +133,9 @@ def _write_outputs(out_dir: Path, state: dict, model: ResUNet, params: Params, d
 
 
 def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, device: str = "cpu",
-          resume: bool = False, params_file: Path | None = None, root: Path | None = None) -> dict:
+          resume: bool = False, params_file: Path | None = None, root: Path | None = None,
+          experiment: str = EXPERIMENT, run_name: str = "separation-train",
+          should_stop: Callable[[int, dict], bool] | None = None) -> dict:
     """Train the ResUNet on a separation-data directory and write the best weights to ``out_dir``.
 
     Parameters
@@ -151,6 +154,11 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
         Continue from the checkpoint (same MLflow run, same epoch order, same RNG).
     params_file, root : Path, optional
         For MLflow tags and the tracking root (see :mod:`dustcmb.tracking`).
+    experiment, run_name : str
+        MLflow experiment and run name (an Optuna trial logs into the study's experiment).
+    should_stop : callable, optional
+        Called as ``should_stop(epoch, metrics)`` after every epoch; returning True ends training
+        there (an Optuna pruner); ``config["stopped_by_callback"]`` then says so.
 
     Returns
     -------
@@ -183,7 +191,8 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
                   "n_train": len(sets["train"]), "n_val": len(sets["val"]),
                   "n_params": sum(p.numel() for p in model.parameters())}
     t0, seconds0 = time.perf_counter(), state["seconds"]
-    with tracking.run(EXPERIMENT, "separation-train", params=run_params, tags=tracking.pipeline_tags(params_file),
+    stopped_by_callback = False
+    with tracking.run(experiment, run_name, params=run_params, tags=tracking.pipeline_tags(params_file),
                       run_id=state["run_id"], root=root) as active:
         state["run_id"] = active.info.run_id
         while state["epoch"] < cfg.max_epochs and state["bad_epochs"] < cfg.patience:
@@ -212,7 +221,11 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
             mlflow.log_metrics(metrics | {"elapsed_seconds": state["seconds"]}, step=epoch)
             tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             _save_checkpoint(checkpoint, state, model, opt)
+            if should_stop is not None and should_stop(epoch, metrics):
+                stopped_by_callback = True
+                break
         config = _write_outputs(out_dir, state, model, params, data_dir)
+        config["stopped_by_callback"] = stopped_by_callback
         mlflow.log_metrics({"best_val_loss": config["best_val_loss"], "best_epoch": config["best_epoch"],
                             "train_seconds": config["train_seconds"]})
         mlflow.log_artifacts(str(out_dir), artifact_path="resunet")

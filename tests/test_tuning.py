@@ -1,0 +1,49 @@
+"""`dustcmb tune`: a real 3-trial Optuna study with nested MLflow runs and a best-params file."""
+
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from conftest import run_cli, separation_params
+from dustcmb.config import load_params
+from dustcmb.tuning.study import EXPERIMENT, dropout_rates, storage_url
+
+
+def test_dropout_rates_follow_max_rate_and_shape():
+    assert dropout_rates(0.3, 1.0, 4) == (0.075, 0.15, 0.225, 0.3)
+    assert dropout_rates(0.2, 0.0, 3) == (0.2, 0.2, 0.2)
+
+
+def test_three_trial_study(tmp_path, separation_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = separation_params(tmp_path / "params.yaml", max_epochs=3)
+    data = yaml.safe_load(params.read_text())
+    data["tune"] = {"n_trials": 3, "max_epochs": 2, "mc_passes": 8, "val_maps": 6, "pruner_warmup_epochs": 1}
+    params.write_text(yaml.safe_dump(data))
+    best = tmp_path / "best.yaml"
+    assert run_cli("tune", "--study", "tiny", "--data", separation_data, "--work", tmp_path / "work",
+                   "--out", best, "--params", params) == 0
+
+    study = optuna.load_study(study_name="tiny", storage=storage_url(tmp_path))
+    assert len(study.trials) == 3
+    first = study.trials[0]
+    assert first.user_attrs["dropout"] == list(load_params(params).separation.dropout)
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+               for t in study.trials)
+    assert study.user_attrs["reference_val_loss"] == pytest.approx(first.user_attrs["val_loss"])
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
+    parents = [r for r in runs if r.info.run_name == "study-tiny"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 3
+    assert all("val_loss" in r.data.metrics and "separation.dropout" in r.data.params for r in children)
+    assert any("val_coverage_68" in r.data.metrics for r in children)
+
+    applied = yaml.safe_load(best.read_text())
+    rates = applied["separation"]["dropout"]
+    assert len(rates) == 4 and all(0 <= r < 1 for r in rates)
+    assert "dvc exp run -S 'separation.dropout=[" in best.read_text()
