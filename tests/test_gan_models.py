@@ -106,3 +106,18 @@ def test_augment_is_a_symmetry_of_the_square():
 def test_rejects_bad_resolution():
     with pytest.raises(ValueError, match="multiple of 16"):
         Generator(npix=40, latent_dim=8, channels=16)
+
+
+def test_generator_padding_option():
+    """``reflect`` keeps a constant map constant up to the edges; ``zeros`` (the paper's) darkens the rim."""
+    with pytest.raises(ValueError, match="padding"):
+        Generator(npix=32, latent_dim=8, channels=16, padding="circular")
+    for padding, border_changes in (("zeros", True), ("reflect", False)):
+        conv = Generator(npix=32, latent_dim=8, channels=16, padding=padding).blocks[-1][1]
+        assert conv.padding_mode == padding
+        with torch.no_grad():
+            conv.weight.fill_(1.0 / 25 / conv.in_channels)
+            conv.bias.zero_()
+            out = conv(torch.ones(1, conv.in_channels, 16, 16))[0, 0]
+        assert torch.allclose(out[2:-2, 2:-2], torch.ones(12, 12))
+        assert bool((out - 1).abs().max() > 0.1) == border_changes

@@ -18,6 +18,7 @@ from dustcmb.stats.power import power_spectrum
 BN_MOMENTUM = 0.1
 LEAKY_SLOPE = 0.2
 UPSAMPLINGS = 4
+PADDINGS = ("zeros", "reflect", "replicate")
 
 
 def _check_npix(npix: int) -> None:
@@ -40,14 +41,21 @@ class Generator(nn.Module):
         Size of the latent vector; 64 in the paper.
     channels : int
         Channels at the smallest scale ``npix/16``; 512 in the paper. Must be divisible by 8.
+    padding : {"zeros", "reflect", "replicate"}
+        How the 5x5 convolutions pad the map edges. ``zeros`` is the paper's (Keras ``same``), but the
+        zero border is a fake dark rim at every scale, which the generator learns to imprint as square
+        frames along the patch borders; ``reflect`` continues the sky across the edge instead and
+        leaves the architecture otherwise unchanged (same weights, same shapes).
     """
 
-    def __init__(self, npix: int, latent_dim: int, channels: int) -> None:
+    def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros") -> None:
         super().__init__()
         _check_npix(npix)
         if channels % 8:
             raise ValueError(f"generator channels={channels} must be divisible by 8")
-        self.npix, self.latent_dim, self.channels = npix, latent_dim, channels
+        if padding not in PADDINGS:
+            raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
+        self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
         self.base = npix // 2**UPSAMPLINGS
         self.project = nn.Linear(latent_dim, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
@@ -56,7 +64,7 @@ class Generator(nn.Module):
         blocks = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
             layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                      nn.Conv2d(c_in, c_out, kernel_size=5, padding=2)]
+                      nn.Conv2d(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding)]
             if i < UPSAMPLINGS - 1:
                 layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
             blocks.append(nn.Sequential(*layers))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import random
 import time
 from pathlib import Path
@@ -36,14 +35,16 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from dustcmb import checkpoint as checkpoint_io  # noqa: E402
 from dustcmb import tracking  # noqa: E402
 from dustcmb.config import GanConfig, Params  # noqa: E402
 from dustcmb.errors import ConfigError, InputError  # noqa: E402
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator  # noqa: E402
 from dustcmb.patches.normalise import from_unit, to_unit  # noqa: E402
+from dustcmb.patches.store import load_patches  # noqa: E402
 from dustcmb.stats.frechet import spectra_frechet_distance  # noqa: E402
 from dustcmb.stats.power import power_spectrum  # noqa: E402
-from dustcmb.storage import atomic_dir, atomic_file, write_json  # noqa: E402
+from dustcmb.storage import atomic_dir, write_json  # noqa: E402
 
 EXPERIMENT = "gan"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -64,28 +65,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_patches(patches_dir: Path) -> tuple[np.ndarray, dict]:
-    """Read ``patches.npy`` (MJy/sr, [n, N, N]) and ``meta.json``; fail early on anything unusable."""
-    array_path, meta_path = patches_dir / "patches.npy", patches_dir / "meta.json"
-    for path in (array_path, meta_path):
-        if not path.is_file():
-            raise InputError(f"{path} not found; run `dustcmb patches` first")
-    meta = json.loads(meta_path.read_text())
-    missing = {"size_deg", "npix", "log_min", "log_max"} - set(meta)
-    if missing:
-        raise InputError(f"{meta_path} lacks {sorted(missing)}; re-run `dustcmb patches`")
-    maps = np.load(array_path)
-    npix = int(meta["npix"])
-    if maps.ndim != 3 or maps.shape[1:] != (npix, npix):
-        raise InputError(f"{array_path} has shape {maps.shape}, expected [n, {npix}, {npix}] (meta npix)")
-    if npix % 16:
-        raise InputError(f"patch npix={npix} must be a multiple of 16 for the GAN (4 upsamplings from npix/16)")
-    return maps, meta
-
-
 def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str):
     """The three networks and their Adam optimisers, on ``device``."""
-    nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels),
+    nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding),
             "map_disc": MapDiscriminator(npix, cfg.disc_width),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl)}
     nets = {name: net.to(device) for name, net in nets.items()}
@@ -213,21 +195,10 @@ def _is_checkpoint(step: int, cfg: GanConfig) -> bool:
     return step % cfg.eval_every == 0 or step == cfg.steps
 
 
-def _save_checkpoint(path: Path, state: dict, nets: dict, opts: dict, rng: torch.Generator) -> None:
-    state = {**state, "nets": {k: v.state_dict() for k, v in nets.items()},
-             "opts": {k: v.state_dict() for k, v in opts.items()}, "rng": rng.get_state()}
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path, fingerprint: dict) -> dict:
-    if not path.is_file():
-        raise InputError(f"--resume: no checkpoint at {path}; run without --resume to start afresh")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["fingerprint"] != fingerprint:
-        raise ConfigError(f"checkpoint {path} was made with other gan parameters or another patch set; "
-                          "run without --resume to start afresh")
-    return state
+def _with_weights(state: dict, nets: dict, opts: dict, rng: torch.Generator) -> dict:
+    """The resumable state plus every network's and optimiser's state dict and the data RNG."""
+    return {**state, "nets": {k: v.state_dict() for k, v in nets.items()},
+            "opts": {k: v.state_dict() for k, v in opts.items()}, "rng": rng.get_state()}
 
 
 def _batch_indices(step: int, n_real: int, batch: int, seed: int) -> np.ndarray:
@@ -252,6 +223,9 @@ def _prepare(params: Params, patches_dir: Path) -> dict:
     """Real maps (unit domain), their MJy/sr spectra for d_F, and the fixed evaluation latents."""
     cfg = params.gan
     patches_mjysr, meta = load_patches(patches_dir)
+    if meta["npix"] % 16:
+        raise InputError(f"patch npix={meta['npix']} must be a multiple of 16 for the GAN "
+                         "(4 upsamplings from npix/16)")
     if len(patches_mjysr) < cfg.batch_size:
         raise ConfigError(f"{len(patches_mjysr)} patches is fewer than gan.batch_size={cfg.batch_size}")
     real_unit = torch.from_numpy(to_unit(patches_mjysr, meta["log_min"], meta["log_max"]))[:, None]
@@ -267,8 +241,8 @@ def _write_outputs(out_dir: Path, state: dict, data: dict, params: Params) -> di
     cfg, meta = params.gan, data["meta"]
     config = {"npix": int(meta["npix"]), "size_deg": float(meta["size_deg"]),
               "log_min": float(meta["log_min"]), "log_max": float(meta["log_max"]),
-              "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "seed": params.seed,
-              "best_d_F": state["best_d_F"], "best_step": state["best_step"],
+              "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
+              "seed": params.seed, "best_d_F": state["best_d_F"], "best_step": state["best_step"],
               "initial_d_F": state["history"][0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
               "n_real": len(data["real_unit"]), "train_seconds": state["seconds"],
               "mlflow_run_id": state["run_id"]}
@@ -331,7 +305,7 @@ def train(params: Params, patches_dir: Path, out_dir: Path, checkpoint_dir: Path
              "history": [], "losses": [], "best": None, "best_d_F": float("inf"), "best_step": -1,
              "run_id": None, "seconds": 0.0}
     if resume:
-        saved = _load_checkpoint(checkpoint, state["fingerprint"])
+        saved = checkpoint_io.load(checkpoint, state["fingerprint"], "gan parameters or another patch set")
         _restore(nets, opts, saved)
         rng.set_state(saved["rng"])
         state = {k: saved[k] for k in state}
@@ -344,7 +318,7 @@ def train(params: Params, patches_dir: Path, out_dir: Path, checkpoint_dir: Path
         state["run_id"] = active.info.run_id
         if state["step"] == 0 and not state["history"]:
             _record_eval(0, state, nets, opts, data, cfg)
-            _save_checkpoint(checkpoint, state, nets, opts, rng)
+            checkpoint_io.save(checkpoint, _with_weights(state, nets, opts, rng))
         bar = tqdm(total=total, initial=state["step"], desc="gan train", unit="step")
         while state["step"] < total:
             if state["step"] == cfg.steps and not state["refining"]:
@@ -366,7 +340,7 @@ def train(params: Params, patches_dir: Path, out_dir: Path, checkpoint_dir: Path
                 _record_eval(step, state, nets, opts, data, cfg)
             state["seconds"] = seconds0 + time.perf_counter() - t0
             if _is_checkpoint(step, cfg) and step < total:
-                _save_checkpoint(checkpoint, state, nets, opts, rng)
+                checkpoint_io.save(checkpoint, _with_weights(state, nets, opts, rng))
         bar.close()
         config = _finish(out_dir, state, nets["generator"], data, params)
     checkpoint.unlink(missing_ok=True)

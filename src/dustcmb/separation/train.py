@@ -33,15 +33,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from dustcmb import checkpoint as checkpoint_io
 from dustcmb import tracking
 from dustcmb.config import Params
-from dustcmb.errors import ConfigError, InputError
+from dustcmb.errors import ConfigError
 from dustcmb.separation.mc import MODEL_NAME
 from dustcmb.separation.resunet import ResUNet
 from dustcmb.simulation.dataset import SeparationDataset
 from dustcmb.simulation.store import open_datasets
 from dustcmb.stats.power import bin_theory, dl_from_cl, ell_bins
-from dustcmb.storage import atomic_dir, atomic_file, write_json
+from dustcmb.storage import atomic_dir, write_json
 
 EXPERIMENT = "separation"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -91,23 +92,6 @@ def _fingerprint(params: Params, sets: dict) -> dict:
     return {"separation": dataclasses.asdict(params.separation), "seed": params.seed,
             "simulation": dataclasses.asdict(params.simulation), "npix": params.patches.npix,
             "n_train": len(sets["train"]), "normalisation": dataclasses.asdict(sets["train"].normalisation)}
-
-
-def _save_checkpoint(path: Path, state: dict, model: ResUNet, opt: torch.optim.Optimizer) -> None:
-    state = {**state, "model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path, fingerprint: dict) -> dict:
-    if not path.is_file():
-        raise InputError(f"--resume: no checkpoint at {path}; run without --resume to start afresh")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["fingerprint"] != fingerprint:
-        raise ConfigError(f"checkpoint {path} was made with other separation/simulation parameters or "
-                          "another data set; run without --resume to start afresh")
-    return state
 
 
 def _loaders(params: Params, sets: dict, order: list[int]) -> tuple[DataLoader, DataLoader]:
@@ -179,7 +163,8 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
     state = {"fingerprint": _fingerprint(params, sets), "epoch": 0, "best_val_loss": float("inf"),
              "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": [], "run_id": None, "seconds": 0.0}
     if resume:
-        saved = _load_checkpoint(checkpoint, state["fingerprint"])
+        saved = checkpoint_io.load(checkpoint, state["fingerprint"],
+                                   "separation/simulation parameters or another data set")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
         torch.set_rng_state(saved["rng"])
@@ -220,7 +205,9 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
             state["history"].append({"epoch": epoch, **metrics})
             mlflow.log_metrics(metrics | {"elapsed_seconds": state["seconds"]}, step=epoch)
             tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            _save_checkpoint(checkpoint, state, model, opt)
+            checkpoint_io.save(checkpoint, {
+                **state, "model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
             if should_stop is not None and should_stop(epoch, metrics):
                 stopped_by_callback = True
                 break
