@@ -68,6 +68,13 @@ def test_tiny_pipeline_through_dvc_repro(tmp_path):
     assert list((root / "plots" / "gan").glob("*.png")) and list((root / "plots" / "separation").glob("*.png"))
     assert (root / "mlruns" / "mlflow.db").is_file()
 
+    readme = root / "README.md"
+    readme.write_text("# title\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    _run([sys.executable, "-m", "dustcmb", "report", "--readme", str(readme)], root, env)
+    text = readme.read_text()
+    assert "old" not in text and "| Fréchet distance" in text and text.endswith("rest\n")
+    assert (root / "docs" / "figures" / "separation_spectra.png").is_file()
+
     shown = _run(dvc + ["metrics", "show"], root, env)
     assert "metrics/gan.json" in shown and "metrics/separation.json" in shown
     assert "up to date" in _run(dvc + ["repro"], root, env)

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from dustcmb.errors import DustcmbError
-from dustcmb.evaluation.cli import gan_evaluate_command
+from dustcmb.evaluation.cli import gan_evaluate_command, report_command
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
 from dustcmb.separation.cli import evaluate_command, train_command
@@ -36,6 +36,7 @@ separation_app.command("train")(train_command)
 separation_app.command("evaluate")(evaluate_command)
 app.add_typer(separation_app, name="separation")
 app.command("tune")(tune_command)
+app.command("report")(report_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``dustcmb gan evaluate``: judge the trained GAN against the real patches and two baselines."""
+"""``dustcmb gan evaluate`` (GAN against the real patches and two baselines) and ``dustcmb report``."""
 
 from __future__ import annotations
 
@@ -35,3 +35,19 @@ def gan_evaluate_command(
                       f"{row['minkowski_v0_in_band']:.2f}/{row['minkowski_v1_in_band']:.2f}/"
                       f"{row['minkowski_v2_in_band']:.2f}, NN ratio {row['nearest_neighbour_ratio']:.2f}",
                       soft_wrap=True)
+
+
+def report_command(
+    readme: Path = typer.Option(Path("README.md"), help="File whose results section is replaced."),
+    gan_metrics: Path = typer.Option(Path("metrics/gan.json"), help="From `dustcmb gan evaluate`."),
+    separation_metrics: Path = typer.Option(Path("metrics/separation.json"),
+                                            help="From `dustcmb separation evaluate`."),
+    figures: Path = typer.Option(Path("docs/figures"), help="Where the two README figures are copied."),
+    params: Path = ParamsOption,
+) -> None:
+    """Regenerate the README's results tables and figures from the metrics files."""
+    from dustcmb.evaluation.report import update_readme
+
+    load(params)
+    section = update_readme(readme, gan_metrics, separation_metrics, figures)
+    Console(stderr=True).print(f"updated {readme} ({len(section.splitlines())} lines) and {figures}/")

@@ -1,0 +1,89 @@
+"""The README's results section, regenerated from ``metrics/gan.json`` and ``metrics/separation.json``.
+
+The section lives between two HTML comment markers in README.md, so re-running ``dustcmb report``
+after a new ``dvc repro`` replaces the numbers without touching the rest of the file. Two figures
+are copied to ``docs/figures/`` (``plots/`` is a DVC output and not in git).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from dustcmb.errors import InputError
+from dustcmb.storage import atomic_file
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+FIGURES = {"plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png"}
+
+GAN_ROWS = [  # (label, key, format)
+    ("Fréchet distance d_F of log10 C_ℓ (lower is better)", "frechet_distance", "{:.3g}"),
+    ("pixel-histogram intersection (paper: 0.94)", "histogram_intersection", "{:.3f}"),
+    ("spectrum bins inside the real 95 % band", "spectrum_in_band", "{:.2f}"),
+    ("V0 thresholds inside the real 95 % band", "minkowski_v0_in_band", "{:.2f}"),
+    ("V1 thresholds inside the real 95 % band", "minkowski_v1_in_band", "{:.2f}"),
+    ("V2 thresholds inside the real 95 % band", "minkowski_v2_in_band", "{:.2f}"),
+    ("nearest-neighbour ratio (≈1: no memorisation)", "nearest_neighbour_ratio", "{:.2f}"),
+]
+SEPARATION_ROWS = [
+    ("coverage of the 68 % interval (target 0.68; paper 0.93)", "coverage_68", "{:.3f}"),
+    ("coverage of the 95 % interval (target 0.95)", "coverage_95", "{:.3f}"),
+    ("ℓ_max with median spectrum error < 1 %", "ell_max_1pct", "{:.0f}"),
+    ("map RMSE [µK_CMB]", "map_rmse_uK", "{:.3g}"),
+    ("map RMSE without the patch mean [µK_CMB]", "map_rmse_nomono_uK", "{:.3g}"),
+]
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(f"{path} not found; run `dvc repro` first")
+    return json.loads(path.read_text())
+
+
+def _cell(metrics: dict, key: str, fmt: str) -> str:
+    value = metrics.get(key)
+    return "–" if value is None else fmt.format(value)
+
+
+def results_markdown(gan: dict, separation: dict) -> str:
+    """Markdown tables for the GAN (vs baselines) and the ResUNet (vs ILC)."""
+    sky = "synthetic stand-in sky" if gan.get("sky_source") == "synthetic" else f"sky: {gan.get('sky_source')}"
+    lines = [f"Quick-look profile ({gan['npix']}² patches, {sky}; regenerate with `dustcmb report`).", "",
+             "**GAN against baselines** (1034 real vs 1034 generated maps, 1000 bootstrap resamples):", "",
+             "| statistic | GAN | Gaussian fields | log-normal fields |", "|---|---|---|---|"]
+    for label, key, fmt in GAN_ROWS:
+        cells = [_cell(m, key, fmt) for m in (gan, gan["baseline_gaussian"], gan["baseline_lognormal"])]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Two random halves of the real set give d_F = {gan['frechet_distance_real_halves']:.3g}.", "",
+              f"**ResUNet against ILC** ({separation['n_test']} test maps of real dust + CMB, instrument "
+              f"`{separation['instrument']}`, {separation['mc_passes']} MC-dropout passes):", "",
+              "| figure of merit | ResUNet (MC dropout) | ILC |", "|---|---|---|"]
+    for label, key, fmt in SEPARATION_ROWS:
+        lines.append(f"| {label} | {_cell(separation, key, fmt)} | "
+                     f"{'–' if key.startswith('coverage') else _cell(separation['ilc'], key, fmt)} |")
+    lines += ["", "![GAN spectra](docs/figures/gan_spectra.png)", "",
+              "![Cleaned spectra](docs/figures/separation_spectra.png)"]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, gan_path: Path, separation_path: Path, figures_dir: Path) -> str:
+    """Replace the results section of ``readme`` and copy the figures; return the new section."""
+    section = results_markdown(_load(gan_path), _load(separation_path))
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise InputError(f"{readme} has no '{START}' ... '{END}' markers to fill")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for source, name in FIGURES.items():
+        shutil.copyfile(_existing(readme.parent / source), figures_dir / name)
+    with atomic_file(readme) as tmp:
+        tmp.write_text(f"{head}{START}\n{section}\n{END}{tail}")
+    return section
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(f"{path} not found; run `dvc repro` first")
+    return path
