@@ -69,10 +69,10 @@ def test_tiny_pipeline_through_dvc_repro(tmp_path):
     assert (root / "mlruns" / "mlflow.db").is_file()
 
     readme = root / "README.md"
-    readme.write_text("# title\n<!-- results:start -->\nold\n<!-- results:end -->\nrest\n")
+    readme.write_text("# title\n<!-- results:start -->\nSTALE-RESULTS\n<!-- results:end -->\nrest\n")
     _run([sys.executable, "-m", "dustcmb", "report", "--readme", str(readme)], root, env)
     text = readme.read_text()
-    assert "old" not in text and "| Fréchet distance" in text and text.endswith("rest\n")
+    assert "STALE-RESULTS" not in text and "| Fréchet distance" in text and text.endswith("rest\n")
     assert (root / "docs" / "figures" / "separation_spectra.png").is_file()
 
     shown = _run(dvc + ["metrics", "show"], root, env)
