@@ -21,7 +21,7 @@ def test_three_trial_study(tmp_path, separation_data, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = separation_params(tmp_path / "params.yaml", max_epochs=3)
     data = yaml.safe_load(params.read_text())
-    data["tune"] = {"n_trials": 3, "max_epochs": 2, "mc_passes": 8, "val_maps": 6, "pruner_warmup_epochs": 1}
+    data["tune"] = {"n_trials": 3, "val_maps": 6, "startup_trials": 2, "pruner_warmup_epochs": 1}
     params.write_text(yaml.safe_dump(data))
     best = tmp_path / "best.yaml"
     assert run_cli("tune", "--study", "tiny", "--data", separation_data, "--work", tmp_path / "work",
@@ -34,6 +34,8 @@ def test_three_trial_study(tmp_path, separation_data, monkeypatch):
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
                for t in study.trials)
     assert study.user_attrs["reference_val_loss"] == pytest.approx(first.user_attrs["val_loss"])
+    # A trial trains on the pipeline's schedule (separation.max_epochs = 3), not a shortened one.
+    assert first.state == optuna.trial.TrialState.COMPLETE and len(first.intermediate_values) == 3
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")

@@ -272,10 +272,9 @@ class TuneConfig:
     shape_bounds: tuple[float, ...] = (0.0, 2.0)
     target_coverage: float = 0.68
     loss_tolerance: float = 0.05
-    max_epochs: int = 8
-    mc_passes: int = 50
     val_maps: int = 128
-    pruner_warmup_epochs: int = 2
+    startup_trials: int = 4
+    pruner_warmup_epochs: int = 5
 
     def __post_init__(self) -> None:
         lo, hi = self.max_rate_bounds if len(self.max_rate_bounds) == 2 else (1, 0)
@@ -284,7 +283,7 @@ class TuneConfig:
         _require(lo < hi, f"tune.shape_bounds={list(self.shape_bounds)}: give [low, high] with low < high")
         _require(0 < self.target_coverage < 1, "tune.target_coverage must lie in (0, 1)")
         _require(self.loss_tolerance >= 0, "tune.loss_tolerance must be >= 0")
-        for name in ("n_trials", "max_epochs", "mc_passes", "val_maps"):
+        for name in ("n_trials", "val_maps", "startup_trials"):
             _require(getattr(self, name) >= 1, f"tune.{name}={getattr(self, name)} must be >= 1")
         _require(self.pruner_warmup_epochs >= 0, "tune.pruner_warmup_epochs must be >= 0")
 
