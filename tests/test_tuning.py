@@ -9,12 +9,29 @@ import yaml
 
 from conftest import run_cli, separation_params
 from dustcmb.config import load_params
-from dustcmb.tuning.study import EXPERIMENT, dropout_rates, storage_url
+from dustcmb.tuning.study import EXPERIMENT, LossConstraintPruner, dropout_rates, storage_url
 
 
 def test_dropout_rates_follow_max_rate_and_shape():
     assert dropout_rates(0.3, 1.0, 4) == (0.075, 0.15, 0.225, 0.3)
     assert dropout_rates(0.2, 0.0, 3) == (0.2, 0.2, 0.2)
+
+
+def _trial(losses, **user_attrs):
+    return optuna.trial.create_trial(value=0.0, intermediate_values=dict(enumerate(losses)), user_attrs=user_attrs)
+
+
+def test_pruner_follows_the_loss_constraint_not_the_median():
+    """Prune only a trial whose best loss so far trails the default rates' by more than the tolerance."""
+    study = optuna.create_study()
+    study.add_trial(_trial([1.0, 0.8, 0.6, 0.5], default_rates=True))
+    study.add_trial(_trial([0.5, 0.4, 0.3, 0.2]))  # a much better trial: a median pruner would use it
+    pruner = LossConstraintPruner(tolerance=0.05, warmup_epochs=1)
+    assert not pruner.prune(study, _trial([1.0, 0.83]))      # 0.83 <= 1.05 × 0.8
+    assert pruner.prune(study, _trial([1.0, 0.85]))          # 0.85 >  1.05 × 0.8
+    assert not pruner.prune(study, _trial([2.0]))            # still in the warm-up
+    assert not pruner.prune(study, _trial([0.9, 0.95, 0.62]))  # best so far 0.62 <= 1.05 × 0.6
+    assert not pruner.prune(optuna.create_study(), _trial([9.0, 9.0]))  # no reference yet
 
 
 def test_three_trial_study(tmp_path, separation_data, monkeypatch):
