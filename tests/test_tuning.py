@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import mlflow
 import optuna
 import pytest
@@ -9,7 +11,8 @@ import yaml
 
 from conftest import run_cli, separation_params
 from dustcmb.config import load_params
-from dustcmb.tuning.study import EXPERIMENT, LossConstraintPruner, dropout_rates, storage_url
+from dustcmb.tuning import study as study_module
+from dustcmb.tuning.study import EXPERIMENT, LossConstraintPruner, dropout_rates, open_storage, storage_url
 
 
 def test_dropout_rates_follow_max_rate_and_shape():
@@ -66,3 +69,24 @@ def test_three_trial_study(tmp_path, separation_data, monkeypatch):
     rates = applied["separation"]["dropout"]
     assert len(rates) == 4 and all(0 <= r < 1 for r in rates)
     assert "dvc exp run -S 'separation.dropout=[" in best.read_text()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask() below plays the dead process
+def test_a_trial_killed_mid_run_is_retried(tmp_path, separation_data, monkeypatch):
+    """A trial left RUNNING by a dead process is failed on the next run and retried with the same rates."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_module, "HEARTBEAT_S", 1)
+    params = separation_params(tmp_path / "params.yaml", max_epochs=1)
+    storage = open_storage(tmp_path)
+    study = optuna.create_study(study_name="killed", storage=storage)
+    study.enqueue_trial({"max_rate": 0.3, "shape": 1.0}, user_attrs={"default_rates": True})
+    killed = study.ask()  # the default-rates trial, as a process killed mid-trial leaves it
+    storage.record_heartbeat(killed._trial_id)
+    time.sleep(2.5)  # longer than the grace period of two heartbeats
+    assert run_cli("tune", "--study", "killed", "--trials", "1", "--data", separation_data,
+                   "--work", tmp_path / "work", "--out", tmp_path / "best.yaml", "--params", params) == 0
+
+    first, retry = optuna.load_study(study_name="killed", storage=storage_url(tmp_path)).trials
+    assert first.state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.system_attrs["failed_trial"] == 0
+    assert retry.user_attrs["dropout"] == list(load_params(params).separation.dropout)

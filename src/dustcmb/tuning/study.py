@@ -24,12 +24,15 @@ the ResUNet with other dropout rates and scores them on the validation half (nev
 
 Storage: ``sqlite:///<root>/mlruns/optuna.db`` (resumable with the same study name). Each trial is a
 nested MLflow run under one parent run per study invocation, in the ``dustcmb-tune`` experiment.
+Trials send a heartbeat: when a study is run again after its process was killed mid-trial, the
+interrupted trial is marked FAIL and retried once with the same rates (the default-rates trial too).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -46,6 +49,7 @@ from dustcmb.simulation.store import open_datasets
 from dustcmb.storage import atomic_file
 
 EXPERIMENT = "dustcmb-tune"
+HEARTBEAT_S = 60  # a RUNNING trial without a heartbeat for two intervals belongs to a dead process
 
 
 def dropout_rates(max_rate: float, shape: float, levels: int) -> tuple[float, ...]:
@@ -58,6 +62,15 @@ def storage_url(root: str | Path | None = None) -> str:
     mlruns = tracking.tracking_root(root) / "mlruns"
     mlruns.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{mlruns / 'optuna.db'}"
+
+
+def open_storage(root: str | Path | None = None) -> optuna.storages.RDBStorage:
+    """The study database with heartbeats; a trial left RUNNING by a killed process is retried once."""
+    with warnings.catch_warnings():  # Optuna flags heartbeats experimental; tests/test_tuning.py covers our use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            storage_url(root), heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def validation_coverage(params: Params, data_dir: Path, model_dir: Path, device: str) -> dict:
@@ -178,7 +191,7 @@ def run_study(params: Params, data_dir: Path, work_dir: Path, best_path: Path, n
     """
     sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
     pruner = LossConstraintPruner(params.tune.loss_tolerance, params.tune.pruner_warmup_epochs)
-    study = optuna.create_study(study_name=study_name, storage=storage_url(root), direction="minimize",
+    study = optuna.create_study(study_name=study_name, storage=open_storage(root), direction="minimize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     if not study.trials:
         study.enqueue_trial({"max_rate": max(params.separation.dropout), "shape": 1.0},
