@@ -37,7 +37,7 @@ def save_generator(out, meta: dict, latent_dim: int = 8, channels: int = 16) -> 
 
 
 def lognormal_maps(n: int, npix: int, seed: int) -> np.ndarray:
-    """Dust-like maps in MJy/sr: exp of a Gaussian field with C_ℓ ∝ ℓ^-2.5 (REFERENCE §8)."""
+    """Dust-like maps in MJy/sr: exp of a Gaussian field with C_ℓ ∝ ℓ^-2.5 (docs/science.md#synthetic-sky)."""
     g = gaussian_fields(lambda ell: ell**-2.5, n, npix, 20.0, seed)
     return (0.1 * np.exp(0.6 * g / g.std())).astype(np.float32)
 

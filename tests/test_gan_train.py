@@ -37,7 +37,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def patches_dir(tmp_path_factory):
-    """48 log-normal maps of 32² pixels with a C_ℓ ∝ ℓ^-2.5 log-intensity, like dust (REFERENCE §8)."""
+    """48 log-normal maps of 32² pixels with a C_ℓ ∝ ℓ^-2.5 log-intensity, like dust (docs/science.md#synthetic-sky)."""
     rng = np.random.default_rng(0)
     k = np.hypot(*np.meshgrid(np.fft.fftfreq(NPIX) * NPIX, np.fft.fftfreq(NPIX) * NPIX))
     amplitude = np.where(k > 0, np.maximum(k, 1) ** -1.25, 0)

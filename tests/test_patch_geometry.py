@@ -1,4 +1,4 @@
-"""Patch grid and projection against known functions on the sphere (REFERENCE §1)."""
+"""Patch grid and projection against known functions on the sphere (docs/science.md#patch-grid)."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_mbb_scaling_matches_independent_formula(freq):
 
 
 def test_reference_numbers():
-    """REFERENCE §5: dust ≈ 0.04× (143) and ≈ 18× (545) of 353 in K_CMB; 1 K_CMB ≈ 380/297/57 MJy/sr."""
+    """docs/science.md#multi-frequency-skies: dust ≈ 0.04× (143) and ≈ 18× (545) of 353 in K_CMB; 1 K_CMB ≈ 380/297/57 MJy/sr."""
     assert dust_kcmb_ratio(143.0, BETA, TEMP_K) == pytest.approx(0.04, rel=0.1)
     assert dust_kcmb_ratio(545.0, BETA, TEMP_K) == pytest.approx(18.0, rel=0.05)
     np.testing.assert_allclose(kcmb_to_mjysr(np.array(FREQS_GHZ)), [380.0, 297.0, 57.0], rtol=0.01)

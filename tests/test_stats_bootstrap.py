@@ -1,4 +1,4 @@
-"""Bootstrap of statistics of one or more sets (REFERENCE §3)."""
+"""Bootstrap of statistics of one or more sets (docs/science.md#generator-statistics)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Fréchet distance (REFERENCE §3, paper eq. 1) against a scipy.linalg.sqrtm reference and exact cases."""
+"""Fréchet distance (docs/science.md#generator-statistics, paper eq. 1) against a scipy.linalg.sqrtm reference and exact cases."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Histogram intersection (REFERENCE §3): Σ min(a_i, b_i) / Σ a_i for equal-sized samples."""
+"""Histogram intersection (docs/science.md#generator-statistics): Σ min(a_i, b_i) / Σ a_i for equal-sized samples."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Minkowski functionals against geometry and Gaussian-field truth (REFERENCE §3)."""
+"""Minkowski functionals against geometry and Gaussian-field truth (docs/science.md#generator-statistics)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Flat-sky power spectrum against truth (REFERENCE §2)."""
+"""Flat-sky power spectrum against truth (docs/science.md#power-spectrum)."""
 
 import numpy as np
 import pytest

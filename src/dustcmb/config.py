@@ -26,7 +26,7 @@ def _require(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class SyntheticSkyConfig:
-    """Offline stand-in for the Planck 353 GHz dust map (REFERENCE §8).
+    """Offline stand-in for the Planck 353 GHz dust map (docs/science.md#synthetic-sky).
 
     ``ln I = ln I_pole + ln profile(b) + sigma_ln * g`` where ``g`` is a unit-variance field mixing a
     Gaussian component and a ridged (filamentary) one, both with ``C_ell ∝ ell**slope``.
@@ -63,7 +63,7 @@ class SkyConfig:
 
 @dataclass(frozen=True)
 class PatchConfig:
-    """The grid of flat patches (REFERENCE §1): centres every ``step_deg`` at |b| >= ``lat_min_deg``."""
+    """The grid of flat patches (docs/science.md#patch-grid): centres every ``step_deg`` at |b| >= ``lat_min_deg``."""
 
     npix: int = 64
     size_deg: float = 20.0
@@ -98,7 +98,7 @@ class PatchConfig:
 
 @dataclass(frozen=True)
 class GanConfig:
-    """The dust DCGAN (REFERENCE §4): architecture widths, optimiser and the d_F stopping schedule.
+    """The dust DCGAN (docs/science.md#gan-architecture): architecture widths, optimiser and the d_F stopping schedule.
 
     The resolution is not set here: it is the patch set's ``npix`` (a multiple of 16).
     """
@@ -136,7 +136,7 @@ class GanConfig:
 
 @dataclass(frozen=True)
 class GanEvalConfig:
-    """Judging the trained generator against the real patches and two baselines (REFERENCE §3).
+    """Judging the trained generator against the real patches and two baselines (docs/science.md#generator-statistics).
 
     Histograms, Minkowski thresholds and nearest-neighbour distances use the unit-domain maps
     (``[-1, 1]``); spectra use the maps in MJy/sr.
@@ -175,7 +175,7 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class InstrumentPresets:
-    """Named instrument settings; ``simulation.instrument`` picks one (REFERENCE §5 numbers)."""
+    """Named instrument settings; ``simulation.instrument`` picks one (docs/science.md#multi-frequency-skies numbers)."""
 
     noiseless: InstrumentConfig = field(default_factory=InstrumentConfig)
     planck: InstrumentConfig = field(default_factory=lambda: InstrumentConfig(
@@ -184,7 +184,7 @@ class InstrumentPresets:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Multi-frequency separation data: CMB bank, dust SED, instrument (REFERENCE §5)."""
+    """Multi-frequency separation data: CMB bank, dust SED, instrument (docs/science.md#multi-frequency-skies)."""
 
     freqs_ghz: tuple[float, ...] = (143.0, 353.0, 545.0)
     n_train: int = 4000
@@ -227,7 +227,7 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class SeparationConfig:
-    """The Bayesian ResUNet (REFERENCE §6): architecture, Adamax training, early stopping, MC dropout.
+    """The Bayesian ResUNet (docs/science.md#bayesian-resunet): architecture, Adamax training, early stopping, MC dropout.
 
     The depth is not set here: it follows the patch ``npix`` (``ceil(log2 npix)`` encoder blocks).
     """

@@ -1,4 +1,4 @@
-"""The one MLflow helper: where runs are stored, how they start, end and are tagged (REFERENCE §7).
+"""The one MLflow helper: where runs are stored, how they start, end and are tagged (docs/science.md#tracking).
 
 Runs go to ``sqlite:///<root>/mlruns/mlflow.db`` with artifacts under ``<root>/mlruns/artifacts``.
 ``<root>`` is ``$DVC_ROOT`` when DVC runs the stage (``dvc exp run`` works in a temporary copy and

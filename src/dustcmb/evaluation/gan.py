@@ -1,4 +1,4 @@
-"""Judge the dust GAN like the paper (REFERENCE §3) and against two baselines, top to bottom.
+"""Judge the dust GAN like the paper (docs/science.md#generator-statistics) and against two baselines, top to bottom.
 
 1. Sets. The real patches, as many maps from the trained generator (latent vectors from a seed derived
    from ``params.seed``), and the Gaussian and log-normal baselines of

@@ -1,4 +1,4 @@
-"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test half (REFERENCE §5–6).
+"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test half (docs/science.md#multi-frequency-skies, #bayesian-resunet).
 
 For every test map (real dust + a fresh CMB): the MC-dropout passes (:mod:`dustcmb.separation.mc`)
 give the estimate (their mean), a per-pixel standard deviation and quantiles of the passes' spectra;

@@ -1,4 +1,4 @@
-"""The dust DCGAN (paper Table 1, REFERENCE §4): a generator and two discriminators.
+"""The dust DCGAN (paper Table 1, docs/science.md#gan-architecture): a generator and two discriminators.
 
 All three are plain ``nn.Module`` s parameterised by the patch resolution ``npix`` (a multiple of 16)
 and their widths, so the same code builds the paper profile (256², 512 channels at 16²) and the CPU

@@ -1,4 +1,4 @@
-"""Training of the dust GAN (REFERENCE §4), top to bottom.
+"""Training of the dust GAN (docs/science.md#gan-architecture), top to bottom.
 
 1. Read the patch set (MJy/sr) and map it to the unit domain with the set's ``log_min``/``log_max``.
 2. Adam (lr 2e-4, β = (0.5, 0.999)) for the generator and both discriminators; BCE losses. Each

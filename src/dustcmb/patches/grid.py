@@ -1,4 +1,4 @@
-"""Centres of the patch grid (REFERENCE §1).
+"""Centres of the patch grid (docs/science.md#patch-grid).
 
 Rings of constant Galactic latitude ``b = ±lat_min, ±(lat_min + step), … , ±90°``; on each ring the
 longitude step is ``step / cos b``, i.e. ``ceil(360 cos b / step)`` centres (one at each pole).

@@ -1,4 +1,4 @@
-"""The GAN's pixel transform (REFERENCE §1): natural log, then one affine map of the set to [-1, 1].
+"""The GAN's pixel transform (docs/science.md#patch-grid): natural log, then one affine map of the set to [-1, 1].
 
 ``u = 2 (ln I - log_min) / (log_max - log_min) - 1`` with ``log_min``/``log_max`` the natural-log range
 of the whole patch set (stored in ``meta.json``), so generated maps map back to MJy/sr exactly.

@@ -1,4 +1,4 @@
-"""Internal linear combination (ILC) baseline for CMB separation (REFERENCE §5).
+"""Internal linear combination (ILC) baseline for CMB separation (docs/science.md#multi-frequency-skies).
 
 Per patch, the CMB estimate is ``Σ_c w_c m_c`` with ``w = C⁻¹a / (aᵀC⁻¹a)``: ``a = (1, …, 1)`` because
 every channel is in K_CMB (the CMB has the same amplitude in all), and ``C`` the channels' pixel

@@ -1,4 +1,4 @@
-"""Batched Monte-Carlo-dropout inference (REFERENCE §6).
+"""Batched Monte-Carlo-dropout inference (docs/science.md#bayesian-resunet).
 
 Every pass keeps dropout on and BatchNorm in eval mode (running statistics, never updated). Passes
 are batched: each map is replicated along the batch dimension, and since dropout draws an

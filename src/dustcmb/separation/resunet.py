@@ -1,4 +1,4 @@
-"""The Bayesian ResUNet (REFERENCE §6, paper Table 2): a pure ``nn.Module``.
+"""The Bayesian ResUNet (docs/science.md#bayesian-resunet, paper Table 2): a pure ``nn.Module``.
 
 Input: the normalised multi-frequency patch ``[B, C, N, N]``; output: the normalised CMB map
 ``[B, 1, N, N]`` and, as a second head, its flat-sky ``D_ℓ = ℓ(ℓ+1)C_ℓ/2π`` ``[B, N/2]`` from

@@ -1,4 +1,4 @@
-"""Training of the Bayesian ResUNet (REFERENCE §6), top to bottom.
+"""Training of the Bayesian ResUNet (docs/science.md#bayesian-resunet), top to bottom.
 
 1. Open the streaming train/val sets of a separation-data directory (GAN dust + CMB, normalised).
 2. Loss = map MSE + ``spectrum_weight`` × spectrum MSE, where the spectrum term compares the ``D_ℓ``

@@ -1,6 +1,6 @@
 """The CMB: a bank of lensed TT spectra from ``camb`` for ΛCDM parameters from the Planck posterior.
 
-Parameters are drawn from the Planck 2015 TT+lowP posterior (REFERENCE §5) approximated by
+Parameters are drawn from the Planck 2015 TT+lowP posterior (docs/science.md#multi-frequency-skies) approximated by
 independent Gaussians with the published means and 1σ errors (the real posterior has correlations,
 notably τ–A_s; ignoring them slightly widens the spread of spectra, which is harmless for training
 data). τ is clipped at 0.01 so that camb never sees an unphysical optical depth. Spectra are lensed
@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dustcmb.errors import InputError
 
-# name: (mean, 1σ) — Planck 2015 TT+lowP (approx., REFERENCE §5)
+# name: (mean, 1σ) — Planck 2015 TT+lowP (approx., docs/science.md#multi-frequency-skies)
 PLANCK2015_TT_LOWP = {
     "ombh2": (0.02222, 0.00023),
     "omch2": (0.1197, 0.0022),

@@ -7,7 +7,7 @@ corner. The kept patch then sees modes down to ``ℓ = 2π / (pad · L)`` and ha
 opposite edges. What remains of the periodic grid is its lowest mode: super-patch power on scales
 larger than ``pad · L`` is missing, which only affects the patch mean and gradient.
 
-Normalisation follows :func:`dustcmb.stats.power_spectrum` (REFERENCE §2): for the periodic grid of
+Normalisation follows :func:`dustcmb.stats.power_spectrum` (docs/science.md#power-spectrum): for the periodic grid of
 ``M`` pixels of side ``Δ`` radians, ``C = Δ² / M² · |F|²``. Filtering unit white noise ``w``
 (``E|W_k|² = M²``) by ``sqrt(C_ℓ) / Δ`` gives ``E|F_k|² = M² C_ℓ / Δ²``, i.e. the estimator returns
 ``C_ℓ`` on the periodic grid. On the crop the expected estimate is ``C_ℓ`` convolved with the

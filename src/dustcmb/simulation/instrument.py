@@ -1,4 +1,4 @@
-"""Instrument effects on a flat patch: Gaussian beams and white noise (REFERENCE §5).
+"""Instrument effects on a flat patch: Gaussian beams and white noise (docs/science.md#multi-frequency-skies).
 
 Noise levels are map depths in µK_CMB·arcmin: the per-pixel standard deviation is
 ``level / pixel_arcmin`` and the flat noise spectrum is ``C_N = (level · arcmin)²`` [µK² sr].

@@ -1,4 +1,4 @@
-"""Thermal dust spectral energy distribution and CMB unit conversions (REFERENCE §5).
+"""Thermal dust spectral energy distribution and CMB unit conversions (docs/science.md#multi-frequency-skies).
 
 Dust intensity follows a modified black body ``I_ν ∝ ν^β B_ν(T_d)``: the 353 GHz patches [MJy/sr]
 are scaled to any frequency by ``(ν/ν₀)^β B_ν(T_d) / B_ν₀(T_d)``. Maps are then expressed in

@@ -1,4 +1,4 @@
-"""One multi-frequency observation of a patch: CMB + scaled dust, beams, noise (REFERENCE §5).
+"""One multi-frequency observation of a patch: CMB + scaled dust, beams, noise (docs/science.md#multi-frequency-skies).
 
 For a 353 GHz dust map ``D`` [MJy/sr] the channel at frequency ``ν`` is, in µK_CMB,
 

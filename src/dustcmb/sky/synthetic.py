@@ -1,4 +1,4 @@
-"""A deterministic offline stand-in for the Planck 353 GHz dust intensity map (REFERENCE §8).
+"""A deterministic offline stand-in for the Planck 353 GHz dust intensity map (docs/science.md#synthetic-sky).
 
 This is NOT the real sky: it only shares the properties the pipeline relies on, so that every stage
 runs and is tested without the Planck file. Results on it are labelled "synthetic".

@@ -1,4 +1,4 @@
-"""Fréchet distance between two sets of feature vectors (REFERENCE §3, paper eq. 1).
+"""Fréchet distance between two sets of feature vectors (docs/science.md#generator-statistics, paper eq. 1).
 
 ``d_F = |μ_a − μ_b|² + tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½)`` with sample means and covariances (ddof = 1).
 ``tr (Σ_a Σ_b)^½`` is the sum of square roots of the eigenvalues of ``Σ_a Σ_b``, which equal those of
@@ -41,7 +41,7 @@ def frechet_distance(a, b) -> float:
 
 
 def spectra_frechet_distance(cl_a, cl_b) -> float:
-    """Fréchet distance between two sets of power spectra, on ``log10 C_ℓ`` (REFERENCE §3).
+    """Fréchet distance between two sets of power spectra, on ``log10 C_ℓ`` (docs/science.md#generator-statistics).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Histogram intersection of two equal-sized samples (REFERENCE §3).
+"""Histogram intersection of two equal-sized samples (docs/science.md#generator-statistics).
 
 ``I = Σ_i min(a_i, b_i) / Σ_i a_i`` over common bins: 1 for identical histograms, 0 for disjoint ones.
 The paper quotes 94 % for pixel values of real vs generated maps, averaged over bootstrap draws. For

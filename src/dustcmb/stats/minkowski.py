@@ -1,4 +1,4 @@
-"""Minkowski functionals of the excursion sets ``{u > ν}`` of 2-D maps (REFERENCE §3).
+"""Minkowski functionals of the excursion sets ``{u > ν}`` of 2-D maps (docs/science.md#generator-statistics).
 
 Returned as densities per unit area, with the pixel side as the unit of length:
 ``V0`` = area fraction, ``V1`` = boundary length / (4 A) [1/px], ``V2`` = Euler characteristic / A

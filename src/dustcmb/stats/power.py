@@ -1,4 +1,4 @@
-"""Flat-sky angular power spectrum of square patches (REFERENCE §2): the one implementation.
+"""Flat-sky angular power spectrum of square patches (docs/science.md#power-spectrum): the one implementation.
 
 For an ``N x N`` patch of side ``L`` radians (pixel ``Δ = L/N``) and the unnormalised 2-D FFT ``F`` of
 the mean-subtracted map, the estimator is ``C(ℓ) = Δ² / N² · |F|²`` at ``ℓ = 2π|k|/L`` with ``k`` the
