@@ -8,7 +8,7 @@ from torch import nn
 
 from dustcmb.config import GanConfig
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
-from dustcmb.gan.train import augment, build, train_step
+from dustcmb.gan.train import NETS, augment, build, train_step
 
 
 def _output_shapes(module: nn.Sequential, x: torch.Tensor) -> list[tuple]:
@@ -68,15 +68,15 @@ def test_one_training_step_at_paper_size():
     """One full GAN step at 256² (paper widths, batch 2) runs on CPU and moves every network."""
     torch.manual_seed(0)
     cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
-    nets, opts = build(cfg, 256, 20.0, torch.full((128,), 1e-6), "cpu")
-    before = {k: [p.detach().clone() for p in v.parameters()] for k, v in nets.items()}
+    nets = build(cfg, 256, 20.0, torch.full((128,), 1e-6), "cpu")
+    before = {k: [p.detach().clone() for p in nets.net(k).parameters()] for k in NETS}
     rng = torch.Generator().manual_seed(1)
     real = torch.rand(2, 1, 256, 256) * 2 - 1
-    losses = train_step(nets, opts, real, torch.randn(2, 64), rng, label_swap=0.01)
+    losses = train_step(nets, real, torch.randn(2, 64), rng, label_swap=0.01)
     assert set(losses) == {"loss_d_map", "loss_d_power", "loss_g"}
     assert all(math.isfinite(v) and v > 0 for v in losses.values())
-    for name, net in nets.items():
-        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
+    for name in NETS:
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], nets.net(name).parameters())), name
 
 
 def test_power_discriminator_sees_spectrum_only_through_gradients():

@@ -34,18 +34,23 @@ from dustcmb.config import GanEvalConfig, Params
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.evaluation.baselines import BASELINES, gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan_plots import write_figures
-from dustcmb.gan.sample import load_generator
-from dustcmb.gan.train import derived_seed, generate_unit
+from dustcmb.gan.sample import generate_unit, load_generator
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
-from dustcmb.stats import bootstrap, ell_bins, histogram_counts, intersection, minkowski, power_spectrum
-from dustcmb.stats import spectra_frechet_distance
+from dustcmb.seeding import Stream, derived_seed, torch_rng
+from dustcmb.stats import (
+    bootstrap,
+    ell_bins,
+    histogram_counts,
+    intersection,
+    minkowski,
+    power_spectrum,
+    spectra_frechet_distance,
+)
 from dustcmb.storage import write_json
 
 EXPERIMENT = "gan"
 UNIT_RANGE = (-1.0, 1.0)
-GENERATE_STREAM, BASELINE_STREAM, LATENT_STREAM, SPLIT_STREAM = 10, 11, 12, 13
-BOOTSTRAP_STREAM, INTERSECTION_STREAM = 20, 30  # + index of the set
 NN_CHUNK = 128  # query maps per distance block (x 8 symmetries)
 
 
@@ -192,7 +197,7 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
         ``latent_step_ratio`` = max step / real pair spread.
     steps : numpy.ndarray [latent_paths, latent_points - 1]
     """
-    rng = torch.Generator().manual_seed(derived_seed(seed, LATENT_STREAM))
+    rng = torch_rng(seed, Stream.GAN_EVAL_LATENT_PATHS)
     ends = torch.randn(2, cfg.latent_paths, config["latent_dim"], generator=rng)
     t = torch.linspace(0.0, 1.0, cfg.latent_points)[None, :, None]
     z = (1.0 - t) * ends[0][:, None] + t * ends[1][:, None]
@@ -200,7 +205,7 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
     _, cl = power_spectrum(from_unit(unit, config["log_min"], config["log_max"]), config["size_deg"])
     log_cl = np.log10(cl).reshape(cfg.latent_paths, cfg.latent_points, -1)
     steps = np.sqrt(np.mean(np.diff(log_cl, axis=1) ** 2, axis=-1))
-    order = np.random.default_rng(derived_seed(seed, LATENT_STREAM)).permutation(len(real.cl))
+    order = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_LATENT_PATHS)).permutation(len(real.cl))
     real_log = np.log10(real.cl)[order]  # pairs (i, i+1) of a random order: never a map with itself
     spread = float(np.median(np.sqrt(np.mean((real_log - np.roll(real_log, 1, axis=0)) ** 2, axis=-1))))
     metrics = {"latent_max_step": float(steps.max()), "latent_median_step": float(np.median(steps)),
@@ -211,7 +216,7 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
 def score(real: MapSet, other: MapSet, means: dict, ell: np.ndarray, nn_real: np.ndarray,
           device: str, cfg: GanEvalConfig, seed: int, index: int) -> tuple[dict, np.ndarray]:
     """All statistics of one candidate set against the real one, and its gen→real NN distances."""
-    inter_seed = derived_seed(seed, INTERSECTION_STREAM + index)
+    inter_seed = derived_seed(seed, Stream.GAN_EVAL_INTERSECTION + index)
     hi_mean, hi_std = bootstrap_intersection(real.hist, other.hist, cfg, inter_seed)
     nn_other = nearest_neighbour_distances(other.unit, real.unit, device)
     metrics = {
@@ -244,10 +249,10 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     slice_indices(ell_bins(int(meta["npix"]), meta["size_deg"]), cfg)  # fail before any work
     size_deg, log_min, log_max = meta["size_deg"], meta["log_min"], meta["log_max"]
     real_unit = to_unit(real_mjysr, log_min, log_max)
-    rng = torch.Generator().manual_seed(derived_seed(seed, GENERATE_STREAM))
+    rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
     gen_unit = generate_unit(generator, z, params.gan.sample_batch)
-    base_rng = np.random.default_rng(derived_seed(seed, BASELINE_STREAM))
+    base_rng = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_BASELINES))
     candidates = [("real", "real patches", real_unit, real_mjysr),
                   ("gan", "GAN", gen_unit, from_unit(gen_unit, log_min, log_max)),
                   ("baseline_gaussian", BASELINES["baseline_gaussian"],
@@ -263,14 +268,14 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
     cfg, seed, meta = params.gan_eval, params.seed, context["meta"]
     real = sets[0]
     ell = ell_bins(int(meta["npix"]), meta["size_deg"])
-    means = {s.name: set_means(s, cfg, derived_seed(seed, BOOTSTRAP_STREAM + i)) for i, s in enumerate(sets)}
+    means = {s.name: set_means(s, cfg, derived_seed(seed, Stream.GAN_EVAL_BOOTSTRAP + i)) for i, s in enumerate(sets)}
     nn_real = nearest_neighbour_distances(real.unit, real.unit, device, leave_one_out=True)
     scores, nn = {}, {"real": nn_real}
     for i, other in enumerate(sets[1:], start=1):
         scores[other.name], nn[other.name] = score(real, other, means, ell, nn_real, device, cfg, seed, i)
     latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed,
                                       params.gan.sample_batch)
-    half = np.random.default_rng(derived_seed(seed, SPLIT_STREAM)).permutation(len(real.cl))
+    half = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_HALVES)).permutation(len(real.cl))
     half = np.array_split(half, 2)
     metrics = {
         **scores["gan"], **latent,

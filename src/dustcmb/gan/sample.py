@@ -1,4 +1,4 @@
-"""Draw dust maps from a trained generator: float32 MJy/sr at 353 GHz, streamed to a ``.npy`` file.
+"""Maps from a generator: unit-domain batches for evaluation, and float32 MJy/sr maps streamed to ``.npy``.
 
 Maps are generated in fixed-size batches and written into a memory-mapped ``.npy`` (a temporary file
 renamed into place at the end), so memory stays at one batch however many maps are asked for.
@@ -15,11 +15,23 @@ from tqdm import tqdm
 
 from dustcmb.errors import InputError
 from dustcmb.gan.models import Generator
-from dustcmb.gan.train import derived_seed, seed_everything
 from dustcmb.patches.normalise import from_unit
+from dustcmb.seeding import Stream, seed_everything, torch_rng
 from dustcmb.storage import atomic_file
 
-SAMPLE_STREAM = 2
+
+@torch.no_grad()
+def generate_unit(generator: Generator, z: torch.Tensor, batch: int) -> np.ndarray:
+    """Unit-domain maps [n, N, N] (float32) for latent vectors ``z`` [n, latent], BatchNorm in eval mode.
+
+    The generator's train/eval mode is restored afterwards, so the trainer can call this mid-run.
+    """
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    out = [generator(z[i:i + batch].to(device))[:, 0].cpu().numpy() for i in range(0, len(z), batch)]
+    generator.train(was_training)
+    return np.concatenate(out)
 
 
 def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dict]:
@@ -64,7 +76,7 @@ def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int
         raise InputError(f"-n {n}: ask for at least one map")
     generator, config = load_generator(model_dir, device)
     seed_everything(seed)
-    rng = torch.Generator().manual_seed(derived_seed(seed, SAMPLE_STREAM))
+    rng = torch_rng(seed, Stream.GAN_SAMPLES)
     npix = config["npix"]
     with atomic_file(out_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, npix, npix))

@@ -21,51 +21,89 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import random
+import math
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from dustcmb import checkpoint as checkpoint_io  # noqa: E402
-from dustcmb import tracking  # noqa: E402
-from dustcmb.config import GanConfig, Params  # noqa: E402
-from dustcmb.errors import ConfigError, InputError  # noqa: E402
-from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator  # noqa: E402
-from dustcmb.patches.normalise import from_unit, to_unit  # noqa: E402
-from dustcmb.patches.store import load_patches  # noqa: E402
-from dustcmb.stats.frechet import spectra_frechet_distance  # noqa: E402
-from dustcmb.stats.power import power_spectrum  # noqa: E402
-from dustcmb.storage import atomic_dir, write_json  # noqa: E402
+from dustcmb import checkpoint as checkpoint_io
+from dustcmb import tracking
+from dustcmb.config import GanConfig, Params
+from dustcmb.errors import ConfigError, InputError
+from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
+from dustcmb.gan.sample import generate_unit
+from dustcmb.patches.normalise import from_unit, to_unit
+from dustcmb.patches.store import load_patches
+from dustcmb.seeding import Stream, numpy_rng, seed_everything, torch_rng
+from dustcmb.stats.frechet import spectra_frechet_distance
+from dustcmb.stats.power import power_spectrum
+from dustcmb.storage import atomic_dir, write_json
 
 EXPERIMENT = "gan"
 CHECKPOINT_NAME = "checkpoint.pt"
-NETS = ("generator", "map_disc", "power_disc")
-DISC_LOSS = {"map_disc": "loss_d_map", "power_disc": "loss_d_power"}
-TRAIN_STREAM, EVAL_STREAM = 0, 1
+DISCRIMINATORS = {"map_disc": "loss_d_map", "power_disc": "loss_d_power"}  # name -> its loss key
+NETS = ("generator", *DISCRIMINATORS)
 
 
-def derived_seed(seed: int, stream: int) -> int:
-    """An independent 63-bit seed for random stream ``stream`` of master seed ``seed``."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+@dataclasses.dataclass
+class GanNets:
+    """The three networks and their Adam optimisers, by the names used in checkpoints."""
+
+    generator: Generator
+    map_disc: MapDiscriminator
+    power_disc: PowerDiscriminator
+    opts: dict[str, torch.optim.Adam]
+
+    def net(self, name: str) -> torch.nn.Module:
+        """The network called ``name`` (one of :data:`NETS`)."""
+        return getattr(self, name)
+
+    def state(self) -> dict:
+        """Every network's and optimiser's state dict (live references, not copies)."""
+        return {"nets": {k: self.net(k).state_dict() for k in NETS},
+                "opts": {k: self.opts[k].state_dict() for k in NETS}}
+
+    def restore(self, state: dict) -> None:
+        """Load a :meth:`state` (a snapshot or a checkpoint) into the networks and optimisers."""
+        for name in NETS:
+            self.net(name).load_state_dict(state["nets"][name])
+            self.opts[name].load_state_dict(state["opts"][name])
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch's global generators (explicit generators are used where it matters)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@dataclasses.dataclass
+class RealSet:
+    """What training compares against: the real maps and the fixed evaluation latents."""
+
+    meta: dict  # meta.json of the patch set (npix, size_deg, log_min, log_max, ...)
+    unit: torch.Tensor  # [n, 1, N, N] real maps in the unit domain
+    cl: np.ndarray  # [n, N/2] C_ℓ of the real maps in MJy/sr, for d_F
+    mean_unit_cl: torch.Tensor  # [N/2] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
+    eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
 
 
-def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str):
+@dataclasses.dataclass
+class GanState:
+    """Everything a checkpoint must restore besides the weights; plain values only."""
+
+    fingerprint: dict
+    step: int = 0
+    refining: bool = False
+    history: list[dict] = dataclasses.field(default_factory=list)  # {"step", "d_F"} per evaluation
+    losses: list[dict] = dataclasses.field(default_factory=list)  # {"step", loss...} every log_every
+    best: dict | None = None  # GanNets.state() snapshot with the lowest d_F
+    best_d_F: float = math.inf
+    best_step: int = -1
+    run_id: str | None = None
+    seconds: float = 0.0
+
+
+def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str) -> GanNets:
     """The three networks and their Adam optimisers, on ``device``."""
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding),
             "map_disc": MapDiscriminator(npix, cfg.disc_width),
@@ -73,7 +111,7 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     nets = {name: net.to(device) for name, net in nets.items()}
     opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
             for name, net in nets.items()}
-    return nets, opts
+    return GanNets(**nets, opts=opts)
 
 
 def augment(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -92,7 +130,7 @@ def _labels(n: int, target: float, swap: float, rng: torch.Generator, device) ->
     return torch.where(flipped, 1.0 - target, target).to(device)
 
 
-def train_step(nets: dict, opts: dict, real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
+def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
                label_swap: float) -> dict[str, float]:
     """One GAN step: each discriminator on real then fake maps, then the generator on both.
 
@@ -108,60 +146,35 @@ def train_step(nets: dict, opts: dict, real: torch.Tensor, z: torch.Tensor, rng:
     dict
         BCE losses: ``loss_d_map``, ``loss_d_power`` (mean of the real and fake updates), ``loss_g``.
     """
-    fake = nets["generator"](z)
+    fake = nets.generator(z)
     losses = {}
-    for name in DISC_LOSS:
+    for name, loss_key in DISCRIMINATORS.items():
         total = 0.0
+        # Two updates, real then fake, so BatchNorm never mixes the two populations in one batch.
         for maps, target in ((real, 1.0), (fake.detach(), 0.0)):
             labels = _labels(len(maps), target, label_swap, rng, maps.device)
-            loss = F.binary_cross_entropy_with_logits(nets[name](maps), labels)
-            opts[name].zero_grad(set_to_none=True)
+            loss = F.binary_cross_entropy_with_logits(nets.net(name)(maps), labels)
+            nets.opts[name].zero_grad(set_to_none=True)
             loss.backward()
-            opts[name].step()
+            nets.opts[name].step()
             total += loss.item() / 2
-        losses[DISC_LOSS[name]] = total
+        losses[loss_key] = total
     ones = torch.ones(len(z), device=z.device)
-    loss_g = sum(F.binary_cross_entropy_with_logits(nets[name](fake), ones) for name in DISC_LOSS)
-    opts["generator"].zero_grad(set_to_none=True)
+    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(fake), ones) for name in DISCRIMINATORS)
+    nets.opts["generator"].zero_grad(set_to_none=True)
     loss_g.backward()
-    opts["generator"].step()
+    nets.opts["generator"].step()
     losses["loss_g"] = loss_g.item()
     return losses
 
 
-@torch.no_grad()
-def generate_unit(generator: Generator, z: torch.Tensor, batch: int) -> np.ndarray:
-    """Unit-domain maps [n, N, N] (float32) for latent vectors ``z`` [n, latent], BatchNorm in eval mode."""
-    was_training = generator.training
-    generator.eval()
-    device = next(generator.parameters()).device
-    out = [generator(z[i:i + batch].to(device))[:, 0].cpu().numpy() for i in range(0, len(z), batch)]
-    generator.train(was_training)
-    return np.concatenate(out)
-
-
-def log10_spectra_distance(generator: Generator, eval_z: torch.Tensor, real_cl: np.ndarray, meta: dict,
-                           batch: int) -> tuple[float, np.ndarray]:
-    """d_F between real and generated log10 C_ℓ of MJy/sr maps, and the generated unit maps.
-
-    A generator whose maps have no power in some bin (saturated, constant maps) scores ``inf``.
-    """
-    unit = generate_unit(generator, eval_z, batch)
-    _, fake_cl = power_spectrum(from_unit(unit, meta["log_min"], meta["log_max"]), meta["size_deg"])
-    if not np.all(fake_cl > 0):
-        return float("inf"), unit
-    return spectra_frechet_distance(real_cl, fake_cl), unit
-
-
-def _snapshot(nets: dict, opts: dict) -> dict:
-    return copy.deepcopy({"nets": {k: v.state_dict() for k, v in nets.items()},
-                          "opts": {k: v.state_dict() for k, v in opts.items()}})
-
-
-def _restore(nets: dict, opts: dict, snapshot: dict) -> None:
-    for name in NETS:
-        nets[name].load_state_dict(snapshot["nets"][name])
-        opts[name].load_state_dict(snapshot["opts"][name])
+def log10_spectra_distance(generator: Generator, real: RealSet, batch: int) -> float:
+    """d_F between real and generated log10 C_ℓ of MJy/sr maps (``inf`` if a bin has no power)."""
+    unit = generate_unit(generator, real.eval_z, batch)
+    _, fake_cl = power_spectrum(from_unit(unit, real.meta["log_min"], real.meta["log_max"]), real.meta["size_deg"])
+    if not np.all(fake_cl > 0):  # saturated, constant maps
+        return float("inf")
+    return spectra_frechet_distance(real.cl, fake_cl)
 
 
 def _fingerprint(params: Params, meta: dict, n_real: int) -> dict:
@@ -170,13 +183,13 @@ def _fingerprint(params: Params, meta: dict, n_real: int) -> dict:
             **{k: meta[k] for k in ("npix", "size_deg", "log_min", "log_max")}}
 
 
-def _grid_figure(real_unit: np.ndarray, fake_unit: np.ndarray, n: int = 6):
-    """PNG-ready figure: ``n`` real (top) and ``n`` generated (bottom) maps in the unit domain."""
+def grid_figure(real_unit: np.ndarray, fake_unit: np.ndarray, n: int = 6):
+    """Figure of ``n`` real (top) and ``n`` generated (bottom) unit-domain maps, north up."""
     fig, axes = plt.subplots(2, n, figsize=(2 * n, 4.4), squeeze=False)
     for row, (label, maps) in enumerate((("real", real_unit), ("generated", fake_unit))):
         for col in range(n):
             ax = axes[row, col]
-            ax.imshow(maps[col % len(maps)], vmin=-1, vmax=1, cmap="inferno", origin="lower")
+            ax.imshow(maps[col % len(maps)], vmin=-1, vmax=1, cmap="inferno", origin="upper")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(label)
@@ -195,31 +208,28 @@ def _is_checkpoint(step: int, cfg: GanConfig) -> bool:
     return step % cfg.eval_every == 0 or step == cfg.steps
 
 
-def _with_weights(state: dict, nets: dict, opts: dict, rng: torch.Generator) -> dict:
+def _save_checkpoint(path: Path, state: GanState, nets: GanNets, rng: torch.Generator) -> None:
     """The resumable state plus every network's and optimiser's state dict and the data RNG."""
-    return {**state, "nets": {k: v.state_dict() for k, v in nets.items()},
-            "opts": {k: v.state_dict() for k, v in opts.items()}, "rng": rng.get_state()}
+    checkpoint_io.save(path, {**vars(state), **nets.state(), "rng": rng.get_state()})
 
 
 def _batch_indices(step: int, n_real: int, batch: int, seed: int) -> np.ndarray:
     """Real-map indices of ``step``: a fresh permutation each epoch, a pure function of the step."""
-    per_epoch = n_real // batch
-    epoch, position = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, TRAIN_STREAM, epoch]).permutation(n_real)
+    epoch, position = divmod(step, n_real // batch)
+    order = numpy_rng(seed, Stream.GAN_BATCHES, epoch).permutation(n_real)
     return order[position * batch:(position + 1) * batch]
 
 
-def _record_eval(step: int, state: dict, nets: dict, opts: dict, data: dict, cfg: GanConfig) -> None:
-    """Compute d_F at ``step``, log it, and keep a snapshot if it is the best so far."""
-    d_f, _ = log10_spectra_distance(nets["generator"], data["eval_z"], data["real_cl"], data["meta"],
-                                    cfg.sample_batch)
-    state["history"].append({"step": step, "d_F": d_f})
-    mlflow.log_metric("d_F", d_f, step=step)
-    if state["best"] is None or d_f < state["best_d_F"]:
-        state.update(best_d_F=d_f, best_step=step, best=_snapshot(nets, opts))
+def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> None:
+    """Compute d_F at the current step, log it, and keep a snapshot if it is the best so far."""
+    d_f = log10_spectra_distance(nets.generator, real, cfg.sample_batch)
+    state.history.append({"step": state.step, "d_F": d_f})
+    mlflow.log_metric("d_F", d_f, step=state.step)
+    if state.best is None or d_f < state.best_d_F:
+        state.best_d_F, state.best_step, state.best = d_f, state.step, copy.deepcopy(nets.state())
 
 
-def _prepare(params: Params, patches_dir: Path) -> dict:
+def _prepare(params: Params, patches_dir: Path) -> RealSet:
     """Real maps (unit domain), their MJy/sr spectra for d_F, and the fixed evaluation latents."""
     cfg = params.gan
     patches_mjysr, meta = load_patches(patches_dir)
@@ -231,38 +241,70 @@ def _prepare(params: Params, patches_dir: Path) -> dict:
     real_unit = torch.from_numpy(to_unit(patches_mjysr, meta["log_min"], meta["log_max"]))[:, None]
     _, real_cl = power_spectrum(patches_mjysr, meta["size_deg"])
     _, unit_cl = power_spectrum(real_unit[:, 0].double(), meta["size_deg"])
-    eval_rng = torch.Generator().manual_seed(derived_seed(params.seed, EVAL_STREAM))
-    return {"meta": meta, "real_unit": real_unit, "real_cl": real_cl, "mean_unit_cl": unit_cl.mean(0).float(),
-            "eval_z": torch.randn(len(real_unit), cfg.latent_dim, generator=eval_rng)}
+    eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
+    return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(), eval_z=eval_z)
 
 
-def _write_outputs(out_dir: Path, state: dict, data: dict, params: Params) -> dict:
+def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
+           resume: bool) -> tuple[RealSet, GanNets, torch.Generator, GanState]:
+    """Data, networks, training RNG and state: fresh, or restored from ``checkpoint`` on resume."""
+    seed_everything(params.seed)
+    real = _prepare(params, patches_dir)
+    nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device)
+    rng = torch_rng(params.seed, Stream.GAN_BATCHES)
+    state = GanState(fingerprint=_fingerprint(params, real.meta, len(real.unit)))
+    if resume:
+        saved = checkpoint_io.load(checkpoint, state.fingerprint, "gan parameters or another patch set")
+        nets.restore(saved)
+        rng.set_state(saved["rng"])
+        state = GanState(**{f.name: saved[f.name] for f in dataclasses.fields(GanState)})
+    return real, nets, rng, state
+
+
+def _advance(state: GanState, nets: GanNets, real: RealSet, rng: torch.Generator, params: Params,
+             device: str) -> dict[str, float]:
+    """One training step (restarting from the best state when refinement begins); returns its losses."""
+    cfg = params.gan
+    if state.step == cfg.steps and not state.refining:
+        nets.restore(state.best)
+        state.refining = True
+    idx = _batch_indices(state.step, len(real.unit), cfg.batch_size, params.seed)
+    batch = augment(real.unit[idx].to(device), rng)
+    z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
+    losses = train_step(nets, batch, z, rng, cfg.label_swap)
+    state.step += 1
+    if state.step % cfg.log_every == 0:
+        mlflow.log_metrics(losses, step=state.step)
+        state.losses.append({"step": state.step, **losses})
+    return losses
+
+
+def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params) -> dict:
     """Best generator state dict, its config (with the normalisation) and the history, atomically."""
-    cfg, meta = params.gan, data["meta"]
+    cfg, meta = params.gan, real.meta
     config = {"npix": int(meta["npix"]), "size_deg": float(meta["size_deg"]),
               "log_min": float(meta["log_min"]), "log_max": float(meta["log_max"]),
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
-              "seed": params.seed, "best_d_F": state["best_d_F"], "best_step": state["best_step"],
-              "initial_d_F": state["history"][0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
-              "n_real": len(data["real_unit"]), "train_seconds": state["seconds"],
-              "mlflow_run_id": state["run_id"]}
-    generator = {k: v.cpu() for k, v in state["best"]["nets"]["generator"].items()}
+              "seed": params.seed, "best_d_F": state.best_d_F, "best_step": state.best_step,
+              "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
+              "n_real": len(real.unit), "train_seconds": state.seconds, "mlflow_run_id": state.run_id}
+    generator = {k: v.cpu() for k, v in state.best["nets"]["generator"].items()}
     with atomic_dir(out_dir) as tmp:
         torch.save(generator, tmp / "generator.pt")
         write_json(tmp / "config.json", config)
-        write_json(tmp / "history.json", {"d_F": state["history"], "losses": state["losses"]})
+        write_json(tmp / "history.json", {"d_F": state.history, "losses": state.losses})
     return config
 
 
-def _finish(out_dir: Path, state: dict, generator: Generator, data: dict, params: Params) -> dict:
+def _finish(out_dir: Path, state: GanState, nets: GanNets, real: RealSet, params: Params) -> dict:
     """Write the outputs, then log the summary metrics, the outputs and a real-vs-generated grid."""
-    config = _write_outputs(out_dir, state, data, params)
+    config = _write_outputs(out_dir, state, real, params)
     mlflow.log_metrics({"best_d_F": config["best_d_F"], "initial_d_F": config["initial_d_F"],
                         "best_step": config["best_step"], "train_seconds": config["train_seconds"]})
     mlflow.log_artifacts(str(out_dir), artifact_path="generator")
-    generator.load_state_dict(state["best"]["nets"]["generator"])
-    fake = generate_unit(generator, data["eval_z"][:6], params.gan.sample_batch)
-    fig = _grid_figure(data["real_unit"][:6, 0].numpy(), fake)
+    nets.generator.load_state_dict(state.best["nets"]["generator"])
+    fake = generate_unit(nets.generator, real.eval_z[:6], params.gan.sample_batch)
+    fig = grid_figure(real.unit[:6, 0].numpy(), fake)
     mlflow.log_figure(fig, "real_vs_generated.png")
     plt.close(fig)
     return config
@@ -295,53 +337,31 @@ def train(params: Params, patches_dir: Path, out_dir: Path, checkpoint_dir: Path
         The written ``config.json``: ``best_d_F``, ``initial_d_F``, ``best_step``, ``train_seconds``, ...
     """
     cfg = params.gan
-    seed_everything(params.seed)
-    data = _prepare(params, patches_dir)
-    meta, real_unit = data["meta"], data["real_unit"]
-    nets, opts = build(cfg, int(meta["npix"]), float(meta["size_deg"]), data["mean_unit_cl"], device)
-    rng = torch.Generator().manual_seed(derived_seed(params.seed, TRAIN_STREAM))
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
-    state = {"fingerprint": _fingerprint(params, meta, len(real_unit)), "step": 0, "refining": False,
-             "history": [], "losses": [], "best": None, "best_d_F": float("inf"), "best_step": -1,
-             "run_id": None, "seconds": 0.0}
-    if resume:
-        saved = checkpoint_io.load(checkpoint, state["fingerprint"], "gan parameters or another patch set")
-        _restore(nets, opts, saved)
-        rng.set_state(saved["rng"])
-        state = {k: saved[k] for k in state}
+    real, nets, rng, state = _start(params, patches_dir, checkpoint, device, resume)
     total = cfg.steps + cfg.refine_steps
-    t0, seconds0 = time.perf_counter(), state["seconds"]
-    run_params = {"gan": dataclasses.asdict(cfg), "seed": params.seed, "device": device, "n_real": len(real_unit),
-                  "data": {k: meta[k] for k in ("npix", "size_deg", "log_min", "log_max")}}
+    t0, seconds0 = time.perf_counter(), state.seconds
+    run_params = {"gan": dataclasses.asdict(cfg), "seed": params.seed, "device": device, "n_real": len(real.unit),
+                  "data": {k: real.meta[k] for k in ("npix", "size_deg", "log_min", "log_max")}}
     with tracking.run(EXPERIMENT, "gan-train", params=run_params, tags=tracking.pipeline_tags(params_file),
-                      run_id=state["run_id"], root=root) as active:
-        state["run_id"] = active.info.run_id
-        if state["step"] == 0 and not state["history"]:
-            _record_eval(0, state, nets, opts, data, cfg)
-            checkpoint_io.save(checkpoint, _with_weights(state, nets, opts, rng))
-        bar = tqdm(total=total, initial=state["step"], desc="gan train", unit="step")
-        while state["step"] < total:
-            if state["step"] == cfg.steps and not state["refining"]:
-                _restore(nets, opts, state["best"])
-                state["refining"] = True
-            idx = _batch_indices(state["step"], len(real_unit), cfg.batch_size, params.seed)
-            real = augment(real_unit[idx].to(device), rng)
-            z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
-            losses = train_step(nets, opts, real, z, rng, cfg.label_swap)
-            state["step"] += 1
-            step = state["step"]
+                      run_id=state.run_id, root=root) as active:
+        state.run_id = active.info.run_id
+        if state.step == 0 and not state.history:
+            _evaluate(state, nets, real, cfg)
+            _save_checkpoint(checkpoint, state, nets, rng)
+        bar = tqdm(total=total, initial=state.step, desc="gan train", unit="step")
+        while state.step < total:
+            losses = _advance(state, nets, real, rng, params, device)
             bar.update()
-            if step % cfg.log_every == 0:
-                mlflow.log_metrics(losses, step=step)
-                state["losses"].append({"step": step, **losses})
+            if state.step % cfg.log_every == 0:
                 bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in losses.items()}
-                                | {"d_F": f"{state['history'][-1]['d_F']:.3g}"})
-            if _is_eval(step, cfg):
-                _record_eval(step, state, nets, opts, data, cfg)
-            state["seconds"] = seconds0 + time.perf_counter() - t0
-            if _is_checkpoint(step, cfg) and step < total:
-                checkpoint_io.save(checkpoint, _with_weights(state, nets, opts, rng))
+                                | {"d_F": f"{state.history[-1]['d_F']:.3g}"})
+            if _is_eval(state.step, cfg):
+                _evaluate(state, nets, real, cfg)
+            state.seconds = seconds0 + time.perf_counter() - t0
+            if _is_checkpoint(state.step, cfg) and state.step < total:
+                _save_checkpoint(checkpoint, state, nets, rng)
         bar.close()
-        config = _finish(out_dir, state, nets["generator"], data, params)
+        config = _finish(out_dir, state, nets, real, params)
     checkpoint.unlink(missing_ok=True)
     return config

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from dustcmb import checkpoint as checkpoint_io
 from dustcmb import tracking
 from dustcmb.config import Params
 from dustcmb.errors import ConfigError
+from dustcmb.seeding import Stream, numpy_rng
 from dustcmb.separation.mc import MODEL_NAME
 from dustcmb.separation.resunet import ResUNet
 from dustcmb.simulation.dataset import SeparationDataset
@@ -46,7 +48,6 @@ from dustcmb.storage import atomic_dir, write_json
 
 EXPERIMENT = "separation"
 CHECKPOINT_NAME = "checkpoint.pt"
-TRAIN_STREAM = 3
 
 
 def mean_target_dl(train_set: SeparationDataset, size_deg: float) -> torch.Tensor:
@@ -82,9 +83,36 @@ def validate(model: ResUNet, loader: DataLoader, dl_ref: torch.Tensor, spectrum_
 
 def epoch_order(n_train: int, steps: int, batch: int, seed: int, epoch: int) -> list[int]:
     """Training indices of ``epoch``: a permutation of the set cut to ``steps`` full batches."""
-    order = np.random.default_rng([seed, TRAIN_STREAM, epoch]).permutation(n_train)
+    order = numpy_rng(seed, Stream.RESUNET_BATCHES, epoch).permutation(n_train)
     per_epoch = n_train // batch if steps == 0 else steps
     return np.resize(order, per_epoch * batch).tolist()
+
+
+@dataclasses.dataclass
+class ResUNetState:
+    """Everything a checkpoint must restore besides the weights; plain values only."""
+
+    fingerprint: dict
+    epoch: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None  # state dict (CPU copies) of the best epoch
+    bad_epochs: int = 0  # epochs since the last better validation loss
+    history: list[dict] = dataclasses.field(default_factory=list)  # {"epoch", metrics...} per epoch
+    run_id: str | None = None
+    seconds: float = 0.0
+    stopped_by_callback: bool = False
+
+
+@dataclasses.dataclass
+class Trainer:
+    """The model, its optimiser and the fixed inputs of one training run."""
+
+    model: ResUNet
+    opt: torch.optim.Adamax
+    dl_ref: torch.Tensor  # [N/2] mean target D_ℓ in network units², the spectrum loss's scale
+    sets: dict[str, SeparationDataset]
+    device: str
 
 
 def _fingerprint(params: Params, sets: dict) -> dict:
@@ -102,17 +130,92 @@ def _loaders(params: Params, sets: dict, order: list[int]) -> tuple[DataLoader, 
     return train, DataLoader(val, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
 
-def _write_outputs(out_dir: Path, state: dict, model: ResUNet, params: Params, data_dir: Path) -> dict:
+def _start(params: Params, data_dir: Path, checkpoint: Path, device: str,
+           resume: bool) -> tuple[Trainer, ResUNetState]:
+    """Data, model, optimiser and state: fresh, or restored from ``checkpoint`` on resume."""
+    cfg = params.separation
+    sets = open_datasets(data_dir, params)
+    if len(sets["train"]) < cfg.batch_size:
+        raise ConfigError(f"{len(sets['train'])} training maps is fewer than separation.batch_size="
+                          f"{cfg.batch_size}; sample more GAN maps or lower the batch size")
+    torch.manual_seed(params.seed)
+    model = ResUNet(params.patches.npix, params.patches.size_deg, sets["train"].simulator.n_channels,
+                    cfg.base_channels, cfg.dropout).to(device)
+    opt = torch.optim.Adamax(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    dl_ref = mean_target_dl(sets["train"], params.patches.size_deg).to(device)
+    state = ResUNetState(fingerprint=_fingerprint(params, sets))
+    if resume:
+        saved = checkpoint_io.load(checkpoint, state.fingerprint,
+                                   "separation/simulation parameters or another data set")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        torch.set_rng_state(saved["rng"])
+        if saved["cuda_rng"] and device == "cuda":
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        state = ResUNetState(**{f.name: saved[f.name] for f in dataclasses.fields(ResUNetState)})
+    return Trainer(model, opt, dl_ref, sets, device), state
+
+
+def _train_epoch(run: Trainer, params: Params, epoch: int) -> dict[str, float]:
+    """One epoch of optimiser steps, then the validation losses; returns both as metrics."""
+    cfg = params.separation
+    order = epoch_order(len(run.sets["train"]), cfg.steps_per_epoch, cfg.batch_size, params.seed, epoch)
+    train_loader, val_loader = _loaders(params, run.sets, order)
+    run.model.train()
+    sums = {}
+    for inputs, target in tqdm(train_loader, desc=f"separation epoch {epoch}", unit="batch", leave=False):
+        batch = losses(run.model, inputs.to(run.device), target.to(run.device), run.dl_ref, cfg.spectrum_weight)
+        run.opt.zero_grad(set_to_none=True)
+        batch["loss"].backward()
+        run.opt.step()
+        for name, value in batch.items():
+            sums[name] = sums.get(name, 0.0) + value.item() / len(train_loader)
+    metrics = {f"train_{k}": v for k, v in sums.items()}
+    return metrics | validate(run.model, val_loader, run.dl_ref, cfg.spectrum_weight, run.device)
+
+
+def _record_epoch(state: ResUNetState, run: Trainer, epoch: int, metrics: dict[str, float],
+                  seconds: float) -> None:
+    """Early-stopping bookkeeping, history and MLflow metrics of a finished epoch."""
+    if metrics["val_loss"] < state.best_val_loss:
+        state.best_val_loss, state.best_epoch, state.bad_epochs = metrics["val_loss"], epoch, 0
+        state.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+    state.epoch, state.seconds = epoch, seconds
+    state.history.append({"epoch": epoch, **metrics})
+    mlflow.log_metrics(metrics | {"elapsed_seconds": seconds}, step=epoch)
+    tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+
+def _save_checkpoint(path: Path, state: ResUNetState, run: Trainer) -> None:
+    """The resumable state plus weights, optimiser and torch RNG states."""
+    checkpoint_io.save(path, {
+        **vars(state), "model": run.model.state_dict(), "opt": run.opt.state_dict(), "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
+
+
+def _write_outputs(out_dir: Path, state: ResUNetState, model: ResUNet, params: Params, data_dir: Path) -> dict:
     """Best state dict, its config (architecture + normalisation + summary) and the history, atomically."""
-    config = {"architecture": model.config(), "normalisation": state["fingerprint"]["normalisation"],
+    config = {"architecture": model.config(), "normalisation": state.fingerprint["normalisation"],
               "data_dir": str(data_dir), "seed": params.seed, "instrument": params.simulation.instrument,
-              "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
-              "epochs_run": state["epoch"], "stopped_early": state["bad_epochs"] >= params.separation.patience,
-              "train_seconds": state["seconds"], "mlflow_run_id": state["run_id"]}
+              "best_epoch": state.best_epoch, "best_val_loss": state.best_val_loss,
+              "epochs_run": state.epoch, "stopped_early": state.bad_epochs >= params.separation.patience,
+              "train_seconds": state.seconds, "mlflow_run_id": state.run_id}
     with atomic_dir(out_dir) as tmp:
-        torch.save(state["best_state"], tmp / MODEL_NAME)
+        torch.save(state.best_state, tmp / MODEL_NAME)
         write_json(tmp / "config.json", config)
-        write_json(tmp / "history.json", {"epochs": state["history"]})
+        write_json(tmp / "history.json", {"epochs": state.history})
+    return config
+
+
+def _finish(out_dir: Path, state: ResUNetState, run: Trainer, params: Params, data_dir: Path) -> dict:
+    """Write the outputs and log the summary metrics and the model folder to MLflow."""
+    config = _write_outputs(out_dir, state, run.model, params, data_dir)
+    config["stopped_by_callback"] = state.stopped_by_callback
+    mlflow.log_metrics({"best_val_loss": config["best_val_loss"], "best_epoch": config["best_epoch"],
+                        "train_seconds": config["train_seconds"]})
+    mlflow.log_artifacts(str(out_dir), artifact_path="resunet")
     return config
 
 
@@ -150,71 +253,24 @@ def train(params: Params, data_dir: Path, out_dir: Path, checkpoint_dir: Path, d
         The written ``config.json``.
     """
     cfg = params.separation
-    sets = open_datasets(data_dir, params)
-    if len(sets["train"]) < cfg.batch_size:
-        raise ConfigError(f"{len(sets['train'])} training maps is fewer than separation.batch_size="
-                          f"{cfg.batch_size}; sample more GAN maps or lower the batch size")
-    torch.manual_seed(params.seed)
-    model = ResUNet(params.patches.npix, params.patches.size_deg, sets["train"].simulator.n_channels,
-                    cfg.base_channels, cfg.dropout).to(device)
-    opt = torch.optim.Adamax(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    dl_ref = mean_target_dl(sets["train"], params.patches.size_deg).to(device)
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
-    state = {"fingerprint": _fingerprint(params, sets), "epoch": 0, "best_val_loss": float("inf"),
-             "best_epoch": 0, "best_state": None, "bad_epochs": 0, "history": [], "run_id": None, "seconds": 0.0}
-    if resume:
-        saved = checkpoint_io.load(checkpoint, state["fingerprint"],
-                                   "separation/simulation parameters or another data set")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        torch.set_rng_state(saved["rng"])
-        if saved["cuda_rng"] and device == "cuda":
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        state = {k: saved[k] for k in state}
+    run, state = _start(params, data_dir, checkpoint, device, resume)
     run_params = {"separation": dataclasses.asdict(cfg), "seed": params.seed, "device": device,
                   "instrument": params.simulation.instrument, "npix": params.patches.npix,
-                  "n_train": len(sets["train"]), "n_val": len(sets["val"]),
-                  "n_params": sum(p.numel() for p in model.parameters())}
-    t0, seconds0 = time.perf_counter(), state["seconds"]
-    stopped_by_callback = False
+                  "n_train": len(run.sets["train"]), "n_val": len(run.sets["val"]),
+                  "n_params": sum(p.numel() for p in run.model.parameters())}
+    t0, seconds0 = time.perf_counter(), state.seconds
     with tracking.run(experiment, run_name, params=run_params, tags=tracking.pipeline_tags(params_file),
-                      run_id=state["run_id"], root=root) as active:
-        state["run_id"] = active.info.run_id
-        while state["epoch"] < cfg.max_epochs and state["bad_epochs"] < cfg.patience:
-            epoch = state["epoch"] + 1
-            order = epoch_order(len(sets["train"]), cfg.steps_per_epoch, cfg.batch_size, params.seed, epoch)
-            train_loader, val_loader = _loaders(params, sets, order)
-            model.train()
-            sums = {}
-            for inputs, target in tqdm(train_loader, desc=f"separation epoch {epoch}", unit="batch", leave=False):
-                batch = losses(model, inputs.to(device), target.to(device), dl_ref, cfg.spectrum_weight)
-                opt.zero_grad(set_to_none=True)
-                batch["loss"].backward()
-                opt.step()
-                for name, value in batch.items():
-                    sums[name] = sums.get(name, 0.0) + value.item() / len(train_loader)
-            metrics = {f"train_{k}": v for k, v in sums.items()}
-            metrics |= validate(model, val_loader, dl_ref, cfg.spectrum_weight, device)
-            if metrics["val_loss"] < state["best_val_loss"]:
-                state.update(best_val_loss=metrics["val_loss"], best_epoch=epoch, bad_epochs=0,
-                             best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-            else:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch
-            state["seconds"] = seconds0 + time.perf_counter() - t0
-            state["history"].append({"epoch": epoch, **metrics})
-            mlflow.log_metrics(metrics | {"elapsed_seconds": state["seconds"]}, step=epoch)
-            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            checkpoint_io.save(checkpoint, {
-                **state, "model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
+                      run_id=state.run_id, root=root) as active:
+        state.run_id = active.info.run_id
+        while state.epoch < cfg.max_epochs and state.bad_epochs < cfg.patience:
+            epoch = state.epoch + 1
+            metrics = _train_epoch(run, params, epoch)
+            _record_epoch(state, run, epoch, metrics, seconds0 + time.perf_counter() - t0)
+            _save_checkpoint(checkpoint, state, run)
             if should_stop is not None and should_stop(epoch, metrics):
-                stopped_by_callback = True
+                state.stopped_by_callback = True
                 break
-        config = _write_outputs(out_dir, state, model, params, data_dir)
-        config["stopped_by_callback"] = stopped_by_callback
-        mlflow.log_metrics({"best_val_loss": config["best_val_loss"], "best_epoch": config["best_epoch"],
-                            "train_seconds": config["train_seconds"]})
-        mlflow.log_artifacts(str(out_dir), artifact_path="resunet")
+        config = _finish(out_dir, state, run, params, data_dir)
     checkpoint.unlink(missing_ok=True)
     return config

@@ -24,9 +24,8 @@ from tqdm import tqdm
 
 from dustcmb.errors import InputError
 from dustcmb.patches.normalise import check_positive
+from dustcmb.seeding import Stream, numpy_rng
 from dustcmb.simulation.simulator import SkySimulator
-
-SPLIT_STREAM = 517  # seed word of the val/test shuffle, next to the master seed
 
 
 class DustStack:
@@ -152,7 +151,7 @@ class SeparationDataset(Dataset):
 
 def split_indices(n_patches: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle the real patches with ``seed`` and halve them: (validation, test) indices, sorted."""
-    order = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_STREAM])).permutation(n_patches)
+    order = numpy_rng(seed, Stream.VAL_TEST_SPLIT).permutation(n_patches)
     half = n_patches // 2
     return np.sort(order[:half]), np.sort(order[half:])
 

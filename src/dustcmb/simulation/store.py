@@ -21,14 +21,13 @@ import numpy as np
 
 from dustcmb.config import Params
 from dustcmb.errors import ConfigError, InputError
+from dustcmb.seeding import Stream, numpy_rng
 from dustcmb.simulation.cmb import CmbBank, camb_lmax, make_bank
-from dustcmb.simulation.dataset import (DustStack, Normalisation, SeparationDataset, fit_normalisation,
-                                        split_indices)
+from dustcmb.simulation.dataset import DustStack, Normalisation, SeparationDataset, fit_normalisation, split_indices
 from dustcmb.simulation.simulator import SkySimulator
 from dustcmb.storage import atomic_dir
 
 FILES = ("cmb_bank.npz", "splits.json", "normalisation.json", "manifest.json")
-BANK_STREAM = 2015  # seed word of the cosmological-parameter draws, next to the master seed
 
 
 def open_inputs(params: Params, samples: Path, patches_dir: Path) -> tuple[DustStack, DustStack]:
@@ -56,7 +55,7 @@ def build(params: Params, samples: Path, patches_dir: Path, out_dir: Path, progr
     cfg, geometry = params.simulation, params.patches
     generated, real = open_inputs(params, samples, patches_dir)
     lmax = camb_lmax(geometry.npix, geometry.size_deg)
-    bank = make_bank(cfg.n_spectra, lmax, np.random.default_rng([params.seed, BANK_STREAM]), progress)
+    bank = make_bank(cfg.n_spectra, lmax, numpy_rng(params.seed, Stream.CMB_BANK), progress)
     simulator = SkySimulator(bank, cfg, geometry.npix, geometry.size_deg, params.seed)
     train = SeparationDataset(generated, np.arange(len(generated)), "train", simulator)
     normalisation = fit_normalisation(train, cfg.norm_maps, progress)
