@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.constants import c, h, k
 
-from dustcmb.simulation.sed import (dust_kcmb_ratio, dust_ukcmb, kcmb_to_mjysr, mbb_ratio,
-                                    mjysr_to_kcmb, planck_mjysr)
+from dustcmb.simulation.sed import dust_kcmb_ratio, dust_ukcmb, mbb_ratio
+from dustcmb.units import kcmb_to_mjysr, mjysr_to_kcmb, planck_mjysr
 
 FREQS_GHZ = (143.0, 353.0, 545.0)
 BETA, TEMP_K, T_CMB = 1.53, 19.6, 2.7255
@@ -45,7 +45,10 @@ def test_mbb_scaling_matches_independent_formula(freq):
 
 
 def test_reference_numbers():
-    """docs/science.md#multi-frequency-skies: dust ≈ 0.04× (143) and ≈ 18× (545) of 353 in K_CMB; 1 K_CMB ≈ 380/297/57 MJy/sr."""
+    """Dust ≈ 0.04× (143) and ≈ 18× (545) of 353 in K_CMB; 1 K_CMB ≈ 380/297/57 MJy/sr.
+
+    Published values: docs/science.md#multi-frequency-skies.
+    """
     assert dust_kcmb_ratio(143.0, BETA, TEMP_K) == pytest.approx(0.04, rel=0.1)
     assert dust_kcmb_ratio(545.0, BETA, TEMP_K) == pytest.approx(18.0, rel=0.05)
     np.testing.assert_allclose(kcmb_to_mjysr(np.array(FREQS_GHZ)), [380.0, 297.0, 57.0], rtol=0.01)

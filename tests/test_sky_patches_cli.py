@@ -13,7 +13,9 @@ from astropy.io import fits
 from conftest import run_cli
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
+from dustcmb.simulation.sed import dust_ukcmb
 from dustcmb.sky.synthetic import synthetic_dust_map
+from dustcmb.units import kcmb_to_mjysr
 
 
 def test_patch_set_contents(tiny_patches):
@@ -112,13 +114,22 @@ def test_bad_pixels_fail_cleanly(tmp_path, params_file, capsys):
 
 
 def test_real_map_units_and_ordering_are_converted(tmp_path, params_file):
-    """A NESTED map in K_CMB becomes the RING map in MJy/sr (287.45 MJy/sr per K_CMB at 353 GHz)."""
+    """A NESTED map in K_CMB becomes the RING map in MJy/sr, and the SED takes it back to the same K_CMB.
+
+    One monochromatic convention both ways (dB/dT at 353 GHz = 296.65 MJy/sr per K_CMB, checked here to
+    0.01 MJy/sr against the value computed from the Planck law): the round trip is exact to float32.
+    """
+    assert float(kcmb_to_mjysr(353.0)) == pytest.approx(296.65, abs=0.01)
     sky = synthetic_dust_map(128, seed=1)
-    hp.write_map(tmp_path / "kcmb.fits", hp.reorder(sky / 287.45, r2n=True), nest=True, coord="G",
+    sky_kcmb = sky / kcmb_to_mjysr(353.0)
+    hp.write_map(tmp_path / "kcmb.fits", hp.reorder(sky_kcmb, r2n=True), nest=True, coord="G",
                  column_units="K_CMB", dtype=np.float64)
     assert run_cli("sky", "--params", params_file, "--source", tmp_path / "kcmb.fits",
                    "--out", tmp_path / "o.fits") == 0
-    np.testing.assert_allclose(hp.read_map(tmp_path / "o.fits"), sky, rtol=1e-6)
+    ingested_mjysr = hp.read_map(tmp_path / "o.fits")
+    np.testing.assert_allclose(ingested_mjysr, sky, rtol=1e-6)
+    back_ukcmb = dust_ukcmb(ingested_mjysr, 353.0, beta=1.53, temp_dust_k=19.6)
+    np.testing.assert_allclose(back_ukcmb * 1e-6, sky_kcmb, rtol=1e-6)
 
 
 def test_impossible_geometry_fails_cleanly(tmp_path, params_file, capsys):

@@ -16,12 +16,13 @@ import numpy as np
 
 from dustcmb.errors import InputError
 from dustcmb.storage import atomic_file
+from dustcmb.units import kcmb_to_mjysr
 
 log = logging.getLogger(__name__)
 
-# Planck 2015 HFI 353 GHz unit conversion (band-integrated, IRAS convention): 1 K_CMB = 287.45 MJy/sr.
-# The monochromatic dB/dT value (≈297 MJy/sr) would be 3 % off for a Planck 353 GHz band map.
-MJYSR_PER_KCMB_353 = 287.45
+# The project's one K_CMB -> MJy/sr convention (monochromatic dB/dT at 353 GHz, 296.65 MJy/sr per K),
+# the same factor the SED uses to go back to K_CMB, so a K_CMB map round-trips exactly.
+MJYSR_PER_KCMB_353 = float(kcmb_to_mjysr(353.0))
 
 _UNIT_FACTORS = {  # map unit (lower case, spaces removed) -> factor to MJy/sr at 353 GHz
     "mjy/sr": 1.0, "mjysr-1": 1.0, "mjy/sr^-1": 1.0, "mjy.sr-1": 1.0,
