@@ -11,10 +11,10 @@ import sys
 import typer
 
 from dustcmb.errors import DustcmbError
-from dustcmb.evaluation.cli import gan_evaluate_command, report_command
+from dustcmb.evaluation.cli import gan_evaluate_command, report_command, separation_evaluate_command
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
-from dustcmb.separation.cli import evaluate_command, train_command
+from dustcmb.separation.cli import train_command
 from dustcmb.simulation.cli import data_command
 from dustcmb.sky.cli import sky_command
 from dustcmb.tuning.cli import tune_command
@@ -33,7 +33,7 @@ app.add_typer(gan_app, name="gan")
 separation_app = typer.Typer(help="Separate CMB from dust: data, training, evaluation.", no_args_is_help=True)
 separation_app.command("data")(data_command)
 separation_app.command("train")(train_command)
-separation_app.command("evaluate")(evaluate_command)
+separation_app.command("evaluate")(separation_evaluate_command)
 app.add_typer(separation_app, name="separation")
 app.command("tune")(tune_command)
 app.command("report")(report_command)
@@ -41,6 +41,9 @@ app.command("report")(report_command)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point; ``argv`` defaults to ``sys.argv[1:]``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # commands write PNG files and never open a window
     try:
         app(args=argv, prog_name="dustcmb")
     except DustcmbError as err:

@@ -1,4 +1,5 @@
-"""``dustcmb gan evaluate`` (GAN against the real patches and two baselines) and ``dustcmb report``."""
+"""The evaluation commands: ``dustcmb gan evaluate`` (GAN against the real patches and two baselines),
+``dustcmb separation evaluate`` (ResUNet against the ILC) and ``dustcmb report``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import typer
 from rich.console import Console
 
 from dustcmb.cliutil import ParamsOption, load, resolve_device
+from dustcmb.separation.cli import DEFAULT_MODEL as SEPARATION_MODEL
+from dustcmb.simulation.cli import DEFAULT_SEPARATION
 
 DEVICE_HELP = "auto | cpu | cuda (generation and nearest-neighbour distances); default: device in the parameter file."
+SEPARATION_DEVICE_HELP = "auto | cpu | cuda (MC-dropout passes); default: device in the parameter file."
 
 
 def gan_evaluate_command(
@@ -35,6 +39,28 @@ def gan_evaluate_command(
                       f"{row['minkowski_v0_in_band']:.2f}/{row['minkowski_v1_in_band']:.2f}/"
                       f"{row['minkowski_v2_in_band']:.2f}, NN ratio {row['nearest_neighbour_ratio']:.2f}",
                       soft_wrap=True)
+
+
+def separation_evaluate_command(
+    data: Path = typer.Option(DEFAULT_SEPARATION, help="Separation data (from `dustcmb separation data`)."),
+    model: Path = typer.Option(SEPARATION_MODEL, help="Trained ResUNet folder (from `dustcmb separation train`)."),
+    metrics: Path = typer.Option(Path("metrics/separation.json"), help="Output metrics JSON."),
+    plots: Path = typer.Option(Path("plots/separation"), help="Output folder for the PNG figures."),
+    device: str = typer.Option(None, help=SEPARATION_DEVICE_HELP),
+    params: Path = ParamsOption,
+) -> None:
+    """MC-dropout posterior on the test maps, coverage per ℓ, ILC baseline, Figs 6-7."""
+    from dustcmb.evaluation.separation import evaluate
+
+    p = load(params)
+    device = resolve_device(device or p.device)
+    result = evaluate(p, data, model, metrics, plots, device=device, params_file=params)
+    ilc = result["ilc"]
+    Console(stderr=True).print(
+        f"wrote {metrics}, {plots}: coverage 68 % {result['coverage_68']:.3f}, 95 % {result['coverage_95']:.3f}; "
+        f"ℓ_max(1 %) ResUNet {result['ell_max_1pct']:.0f} / ILC {ilc['ell_max_1pct']:.0f}; "
+        f"map RMSE ResUNet {result['map_rmse_uK']:.3g} µK / ILC {ilc['map_rmse_uK']:.3g} µK "
+        f"(monopole removed: {result['map_rmse_nomono_uK']:.3g} / {ilc['map_rmse_nomono_uK']:.3g} µK)")
 
 
 def report_command(

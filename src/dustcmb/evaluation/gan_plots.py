@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from dustcmb.evaluation.baselines import BASELINES  # noqa: E402
-from dustcmb.stats.power import dl_from_cl  # noqa: E402
-from dustcmb.storage import atomic_dir  # noqa: E402
+from dustcmb.evaluation.baselines import BASELINES
+from dustcmb.stats.power import dl_from_cl
+from dustcmb.storage import atomic_dir
 
 COLOURS = {"real": "black", "gan": "tab:orange", "baseline_gaussian": "tab:blue",
            "baseline_lognormal": "tab:green"}
@@ -30,7 +27,7 @@ UNIT_LABEL = "u = scaled ln $I_{353}$ (unit domain)"
 
 def write_figures(plots_dir: Path, sets: list, figures: dict, synthetic: bool) -> list[Path]:
     """Draw every figure into ``plots_dir`` (replaced atomically); return the final PNG paths."""
-    makers = {"samples": _samples, "pixel_pdf": _pixel_pdf, "spectra": _spectra,
+    makers = {"samples": samples_figure, "pixel_pdf": _pixel_pdf, "spectra": _spectra,
               "power_slices": _power_slices, "minkowski": _minkowski, "memorisation": _memorisation}
     with atomic_dir(plots_dir) as tmp:
         for name, maker in makers.items():
@@ -47,7 +44,7 @@ def _title(fig, text: str, figures: dict) -> None:
                  f"{meta['size_deg']:g}°×{meta['size_deg']:g}° at {meta['npix']}² px", fontsize=11)
 
 
-def _samples(sets: list, figures: dict):
+def samples_figure(sets: list, figures: dict):
     """Fig 1: maps spread evenly through each set (the real set runs through latitude), unit domain."""
     shown = np.linspace(0, len(sets[0].unit) - 1, N_SHOWN).astype(int)
     fig, axes = plt.subplots(len(sets), N_SHOWN, figsize=(1.9 * N_SHOWN + 1.2, 2.0 * len(sets) + 0.9),
@@ -84,7 +81,8 @@ def _pixel_pdf(sets: list, figures: dict):
             label = mapset.label
             if mapset.name in scores:
                 s = scores[mapset.name]
-                label += f" (HI {100 * s['histogram_intersection']:.1f} ± {100 * s['histogram_intersection_std']:.1f} %)"
+                hi, hi_std = 100 * s["histogram_intersection"], 100 * s["histogram_intersection_std"]
+                label += f" (HI {hi:.1f} ± {hi_std:.1f} %)"
             _band(ax, centres, figures["means"][mapset.name]["pdf"], mapset.name, label)
         ax.set_yscale(scale)
         ax.set_xlabel(f"{UNIT_LABEL}\n(u = −1 ↔ {np.exp(meta['log_min']):.3g} MJy/sr, "

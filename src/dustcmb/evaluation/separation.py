@@ -1,4 +1,6 @@
-"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test half (docs/science.md#multi-frequency-skies, #bayesian-resunet).
+"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test half.
+
+Conventions: docs/science.md#bayesian-resunet and #multi-frequency-skies.
 
 For every test map (real dust + a fresh CMB): the MC-dropout passes (:mod:`dustcmb.separation.mc`)
 give the estimate (their mean), a per-pixel standard deviation and quantiles of the passes' spectra;
@@ -24,25 +26,22 @@ import dataclasses
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import torch
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from dustcmb import tracking  # noqa: E402
-from dustcmb.config import Params  # noqa: E402
-from dustcmb.errors import InputError  # noqa: E402
-from dustcmb.evaluation.separation_plots import coverage_figure, maps_figure, spectra_figure  # noqa: E402
-from dustcmb.separation.ilc import ilc_cmb_uk  # noqa: E402
-from dustcmb.separation.mc import QUANTILES, load_model, mc_predict  # noqa: E402
-from dustcmb.separation.train import EXPERIMENT  # noqa: E402
-from dustcmb.simulation.store import open_datasets  # noqa: E402
-from dustcmb.stats.power import power_spectrum  # noqa: E402
-from dustcmb.storage import atomic_dir, write_json  # noqa: E402
+from dustcmb import tracking
+from dustcmb.config import Params
+from dustcmb.errors import InputError
+from dustcmb.evaluation.separation_plots import coverage_figure, maps_figure, spectra_figure
+from dustcmb.separation.ilc import ilc_cmb_uk
+from dustcmb.separation.mc import QUANTILES, load_model, mc_predict
+from dustcmb.separation.train import EXPERIMENT
+from dustcmb.simulation.store import open_datasets
+from dustcmb.stats.power import power_spectrum
+from dustcmb.storage import atomic_dir, write_json
 
 TOLERANCE = 0.01  # fractional spectrum accuracy that defines ell_max_1pct
 N_EXAMPLES = 2  # test maps shown in the map figure

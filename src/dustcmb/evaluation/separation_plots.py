@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 BANDS = (2.5, 16.0, 50.0, 84.0, 97.5)  # percentiles over test maps: 95 % band, 68 % band, median
 
@@ -25,9 +22,9 @@ def maps_figure(examples: list[dict], freqs_ghz) -> plt.Figure:
         for ax, (title, image, cmap, vmax) in zip(axes[row], panels):
             if cmap == "RdBu_r":
                 vmax = vmax or np.abs(image).max()
-                shown = ax.imshow(image, cmap=cmap, vmin=-vmax, vmax=vmax, origin="lower")
+                shown = ax.imshow(image, cmap=cmap, vmin=-vmax, vmax=vmax, origin="upper")
             else:
-                shown = ax.imshow(image, cmap=cmap, origin="lower")
+                shown = ax.imshow(image, cmap=cmap, origin="upper")
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
             ax.set_title(title, fontsize=8)
             ax.set_xticks([])
