@@ -1,5 +1,8 @@
 """Typed parameters: ``params.yaml`` is read here, once, into frozen dataclasses.
 
+The defaults below are the quick-look profile and equal ``params.yaml`` exactly (a test holds them
+together), so a parameter file that gives only some keys builds the pipeline's own networks.
+
 Every stage receives plain values taken from these objects; nothing else in the package reads the
 YAML file. Unknown keys and impossible values raise :class:`ConfigError` with the offending key, so
 a typo in ``params.yaml`` fails before any work starts.
@@ -105,9 +108,9 @@ class GanConfig:
 
     latent_dim: int = 64
     gen_channels: int = 128
-    gen_padding: str = "zeros"
+    gen_padding: str = "reflect"
     disc_width: int = 16
-    power_width: int = 8
+    power_width: int = 32
     batch_size: int = 32
     lr: float = 2e-4
     beta1: float = 0.5
@@ -175,7 +178,7 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class InstrumentPresets:
-    """Named instrument settings; ``simulation.instrument`` picks one (docs/science.md#multi-frequency-skies numbers)."""
+    """Named instrument settings; ``simulation.instrument`` picks one (docs/science.md#multi-frequency-skies)."""
 
     noiseless: InstrumentConfig = field(default_factory=InstrumentConfig)
     planck: InstrumentConfig = field(default_factory=lambda: InstrumentConfig(
@@ -227,7 +230,7 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class SeparationConfig:
-    """The Bayesian ResUNet (docs/science.md#bayesian-resunet): architecture, Adamax training, early stopping, MC dropout.
+    """The Bayesian ResUNet (docs/science.md#bayesian-resunet): architecture, Adamax, early stopping, MC dropout.
 
     The depth is not set here: it follows the patch ``npix`` (``ceil(log2 npix)`` encoder blocks).
     """
@@ -239,8 +242,8 @@ class SeparationConfig:
     lr: float = 0.002
     beta1: float = 0.9
     beta2: float = 0.999
-    max_epochs: int = 12
-    steps_per_epoch: int = 16
+    max_epochs: int = 40
+    steps_per_epoch: int = 32
     val_maps: int = 128
     patience: int = 10
     workers: int = 0
@@ -292,7 +295,7 @@ class TuneConfig:
 class Params:
     """All parameters of one pipeline run."""
 
-    seed: int = 0
+    seed: int = 20190101
     device: str = "auto"
     sky: SkyConfig = field(default_factory=SkyConfig)
     patches: PatchConfig = field(default_factory=PatchConfig)
