@@ -109,7 +109,7 @@ def main() -> None:
         sampler = PeakSampler()
         sampler.start()
         start = time.perf_counter()
-        for inputs, target in loader:
+        for inputs, _target in loader:
             assert inputs.shape[1:] == (len(cfg.freqs_ghz), npix, npix)
         elapsed = time.perf_counter() - start
         peak = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

@@ -13,14 +13,15 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import N_GAN, N_REAL, NPIX, TINY_SEPARATION, run_cli, separation_params
 
+from conftest import N_GAN, N_REAL, NPIX, TINY_SEPARATION, run_cli, separation_params
 from dustcmb.config import load_params
 from dustcmb.separation.mc import MODEL_NAME
 from dustcmb.separation.train import CHECKPOINT_NAME, EXPERIMENT, mean_target_dl
 from dustcmb.simulation.store import open_datasets
 from dustcmb.stats.power import dl_from_cl, power_spectrum
 from dustcmb.tracking import configure
+
 
 def _runs(root):
     configure(root)
@@ -86,7 +87,8 @@ def test_killed_training_resumes_without_losing_epochs(tmp_path, separation_data
 
     # the resumed run matches an uninterrupted one (same permutation, dropout RNG and optimiser state)
     straight = tmp_path / "straight"
-    assert run_cli("separation", "train", "--data", separation_data, "--out", straight, "--checkpoints", tmp_path / "c2",
+    assert run_cli("separation", "train", "--data", separation_data, "--out", straight,
+                   "--checkpoints", tmp_path / "c2",
                    "--params", params) == 0
     resumed, reference = (torch.load(d / MODEL_NAME, weights_only=True) for d in (model, straight))
     for key in reference:

@@ -76,7 +76,8 @@ def test_data_command_and_streaming_sets(built):
     channels_uk, cmb_uk = sets["val"].sample_uk(0)
     norm = sets["val"].normalisation
     np.testing.assert_allclose(norm.target_to_uk(sets["val"][0][1].numpy()[0]), cmb_uk, rtol=1e-5, atol=1e-3)
-    # noiseless fixed SED: two channels give the CMB exactly (docs/science.md#multi-frequency-skies), so the physics is consistent
+    # noiseless fixed SED: two channels give the CMB exactly (docs/science.md#multi-frequency-skies),
+    # so the physics is consistent
     ratio = dust_kcmb_ratio(143.0, 1.53, 19.6)
     np.testing.assert_allclose((channels_uk[0] - ratio * channels_uk[1]) / (1 - ratio), cmb_uk, atol=0.05)
     # the same dust map in another split gets another CMB

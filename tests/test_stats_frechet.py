@@ -1,4 +1,7 @@
-"""Fréchet distance (docs/science.md#generator-statistics, paper eq. 1) against a scipy.linalg.sqrtm reference and exact cases."""
+"""Fréchet distance (paper eq. 1) against a scipy.linalg.sqrtm reference and exact cases.
+
+Definition: docs/science.md#generator-statistics.
+"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,6 @@
-"""Bootstrap errors for any statistic of one or more sets (docs/science.md#generator-statistics: 1000 resamples of the set size).
+"""Bootstrap errors for any statistic of one or more sets (1000 resamples of the set size).
+
+Conventions: docs/science.md#generator-statistics.
 
 Each resample draws, independently for every set, as many rows as the set has (axis 0, with
 replacement) and evaluates the statistic on the resampled sets. With ``batched=True`` the statistic
