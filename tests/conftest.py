@@ -49,8 +49,15 @@ def tiny_patches(tmp_path: Path, params_file: Path) -> Path:
     sky = tmp_path / "sky.fits"
     out = tmp_path / "patches"
     assert run_cli("sky", "--params", params_file, "--out", sky) == 0
-    assert run_cli("patches", "--params", params_file, "--map", sky, "--out", out) == 0
+    assert run_cli("patches", "--params", params_file, "--map", sky, "--out", out,
+                   "--plots", tmp_path / "plots") == 0
     return out
+
+
+def split_meta(n_train: int, n_val: int, n_test: int) -> dict:
+    """The split entries of a hand-made patch set's meta.json: train, then val, then test patches."""
+    labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    return {"split": labels, "split_scheme": "regions"}
 
 
 NPIX, N_REAL, N_GAN = 32, 12, 24
@@ -67,7 +74,7 @@ def lognormal_dust(n: int, seed: int) -> np.ndarray:
 def separation_params(path, **separation):
     """Tiny parameters with the Planck-like instrument (noise and beams exercise every code path)."""
     data = {"seed": 11, "device": "cpu", "patches": {"npix": NPIX},
-            "simulation": {"n_spectra": 2, "norm_maps": 8, "instrument": "planck"},
+            "simulation": {"n_spectra": 2, "norm_maps": 8, "instrument": "planck", "held_out_realisations": 1},
             "separation": TINY_SEPARATION | separation}
     path.write_text(yaml.safe_dump(data))
     return path
@@ -83,7 +90,8 @@ def separation_data(tmp_path_factory):
     patches = root / "patches"
     patches.mkdir()
     np.save(patches / "patches.npy", lognormal_dust(N_REAL, 0))
-    (patches / "meta.json").write_text(json.dumps({"npix": NPIX, "size_deg": 20.0}))
+    meta = {"npix": NPIX, "size_deg": 20.0} | split_meta(0, N_REAL // 2, N_REAL // 2)
+    (patches / "meta.json").write_text(json.dumps(meta))
     np.save(root / "samples.npy", lognormal_dust(N_GAN, 1))
     assert run_cli("separation", "data", "--samples", root / "samples.npy", "--patches", patches,
                    "--out", root / "data", "--params", separation_params(root / "params.yaml")) == 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, split_meta
 from dustcmb.evaluation.baselines import gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan import EXPERIMENT, nearest_neighbour_distances
 from dustcmb.gan.models import Generator
@@ -83,7 +83,7 @@ def test_mismatched_generator_fails_early(tmp_path, params_file):
     maps = lognormal_maps(4, 32, seed=1)
     log_min, log_max = log_range(maps)
     meta = {"lon_deg": [0.0] * 4, "lat_deg": [60.0] * 4, "size_deg": 20.0, "npix": 32, "pixel_arcmin": 37.5,
-            "log_min": log_min, "log_max": log_max}
+            "log_min": log_min, "log_max": log_max} | split_meta(2, 1, 1)
     write_patches(tmp_path / "patches", maps, meta)
     save_generator(tmp_path / "model", meta | {"npix": 16})
     code = run_cli("gan", "evaluate", "--params", params_file, "--patches", tmp_path / "patches", "--model",

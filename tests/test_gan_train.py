@@ -14,13 +14,14 @@ import pytest
 import torch
 import yaml
 
+from conftest import split_meta
 from dustcmb.config import GanConfig, Params, load_params
 from dustcmb.errors import ConfigError, InputError
-from dustcmb.gan.train import CHECKPOINT_NAME, EXPERIMENT, train
-from dustcmb.patches.normalise import log_range
+from dustcmb.gan.train import CHECKPOINT_NAME, EXPERIMENT, real_set, train
+from dustcmb.patches.normalise import log_range, to_unit
 from dustcmb.tracking import configure
 
-NPIX, N_MAPS = 32, 48
+NPIX, N_MAPS, N_HELD = 32, 56, 4  # 48 training maps, 4 validation and 4 test maps
 TINY = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batch_size=8, steps=40,
             eval_every=10, refine_steps=6, refine_eval_every=2, log_every=2, sample_batch=32)
 
@@ -37,7 +38,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def patches_dir(tmp_path_factory):
-    """48 log-normal maps of 32² pixels with a C_ℓ ∝ ℓ^-2.5 log-intensity, like dust (docs/science.md#synthetic-sky)."""
+    """56 log-normal maps of 32² pixels with a C_ℓ ∝ ℓ^-2.5 log-intensity, like dust (docs/science.md#synthetic-sky)."""
     rng = np.random.default_rng(0)
     k = np.hypot(*np.meshgrid(np.fft.fftfreq(NPIX) * NPIX, np.fft.fftfreq(NPIX) * NPIX))
     amplitude = np.where(k > 0, np.maximum(k, 1) ** -1.25, 0)
@@ -49,6 +50,7 @@ def patches_dir(tmp_path_factory):
     np.save(out / "patches.npy", maps)
     meta = {"size_deg": 20.0, "npix": NPIX, "pixel_arcmin": 20 * 60 / NPIX, "log_min": log_min,
             "log_max": log_max, "lon_deg": [0.0] * N_MAPS, "lat_deg": [60.0] * N_MAPS}
+    meta |= split_meta(N_MAPS - 2 * N_HELD, N_HELD, N_HELD)
     (out / "meta.json").write_text(json.dumps(meta))
     return out
 
@@ -148,3 +150,13 @@ def test_resume_without_checkpoint_and_missing_patches_fail_clearly(patches_dir,
         train(_params(), tmp_path / "nowhere", tmp_path / "out", tmp_path / "ckpt", root=tmp_path)
     assert not (tmp_path / "out").exists()
 
+
+
+def test_trainer_sees_only_training_patches(patches_dir):
+    """The real set the GAN trains and selects on is the ``train`` split alone, in patch order."""
+    maps = np.load(patches_dir / "patches.npy")
+    meta = json.loads((patches_dir / "meta.json").read_text())
+    real = real_set(_params(), patches_dir)
+    train = [i for i, label in enumerate(meta["split"]) if label == "train"]
+    assert len(real.unit) == len(train) == N_MAPS - 2 * N_HELD
+    np.testing.assert_array_equal(real.unit[:, 0].numpy(), to_unit(maps[train], meta["log_min"], meta["log_max"]))

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import split_meta
 from dustcmb.cli import main
 from dustcmb.config import load_params
 from dustcmb.errors import ConfigError, InputError
@@ -17,7 +18,7 @@ from dustcmb.simulation.sed import dust_kcmb_ratio
 from dustcmb.simulation.simulator import SkySimulator
 from dustcmb.simulation.store import FILES, open_datasets
 
-NPIX, N_REAL, N_GAN = 32, 10, 12
+NPIX, N_REAL, N_GAN, DRAWS = 32, 10, 12, 2
 
 
 def lognormal_dust(n: int, seed: int) -> np.ndarray:
@@ -27,7 +28,7 @@ def lognormal_dust(n: int, seed: int) -> np.ndarray:
 
 def write_params(path, **simulation):
     data = {"seed": 5, "patches": {"npix": NPIX},
-            "simulation": {"n_spectra": 2, "norm_maps": 4, **simulation}}
+            "simulation": {"n_spectra": 2, "norm_maps": 4, "held_out_realisations": DRAWS, **simulation}}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -38,7 +39,8 @@ def inputs(tmp_path_factory):
     patches = tmp_path / "patches"
     patches.mkdir()
     np.save(patches / "patches.npy", lognormal_dust(N_REAL, 0))
-    (patches / "meta.json").write_text(json.dumps({"npix": NPIX, "size_deg": 20.0}))
+    meta = {"npix": NPIX, "size_deg": 20.0} | split_meta(0, N_REAL // 2, N_REAL // 2)
+    (patches / "meta.json").write_text(json.dumps(meta))
     samples = tmp_path / "samples.npy"
     np.save(samples, lognormal_dust(N_GAN, 1))
     return tmp_path, samples, patches
@@ -64,8 +66,12 @@ def test_data_command_and_streaming_sets(built):
     out, params = built
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     sets = open_datasets(out, params)
-    assert {k: len(v) for k, v in sets.items()} == {"train": N_GAN, "val": N_REAL // 2, "test": N_REAL // 2}
+    held = N_REAL // 2 * DRAWS
+    assert {k: len(v) for k, v in sets.items()} == {"train": N_GAN, "val": held, "test": held}
     assert not set(sets["val"].source_index) & set(sets["test"].source_index)
+    # the second draw over a held-out dust map has the same dust but another CMB
+    first, second = sets["test"].sample_uk(0), sets["test"].sample_uk(N_REAL // 2)
+    assert not np.array_equal(first[1], second[1])
 
     inputs_unit, target = sets["train"][3]
     assert inputs_unit.shape == (3, NPIX, NPIX) and target.shape == (1, NPIX, NPIX)

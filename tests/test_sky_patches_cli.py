@@ -24,26 +24,33 @@ def test_patch_set_contents(tiny_patches):
     assert meta["npix"] == 32 and meta["size_deg"] == 20.0 and meta["pixel_arcmin"] == 37.5
     assert len(meta["lon_deg"]) == len(meta["lat_deg"]) == 1034
     assert np.all(patches > 0)
-    assert np.log(patches.min()) == pytest.approx(meta["log_min"])
-    assert np.log(patches.max()) == pytest.approx(meta["log_max"])
+    train = patches[np.asarray(meta["split"]) == "train"]  # the unit domain is set by the training sky
+    assert np.log(train.min()) == pytest.approx(meta["log_min"])
+    assert np.log(train.max()) == pytest.approx(meta["log_max"])
+    assert meta["split_counts"] == {"train": 474, "val": 97, "test": 97, "dropped": 366}
+    assert (tiny_patches.parent / "plots" / "splits.png").is_file()
 
 
 def test_normalisation_round_trips_to_float32_precision(tiny_patches):
     """MJy/sr -> [-1, 1] -> MJy/sr. A float32 u carries ~6e-8 absolute error, i.e. ~1e-7 × (ln range)
     relative in I; 1e-6 relative is a few float32 ulps."""
     patches, meta = load_patches(tiny_patches)
-    unit = to_unit(patches, meta["log_min"], meta["log_max"])
+    train = patches[np.asarray(meta["split"]) == "train"]
+    unit = to_unit(train, meta["log_min"], meta["log_max"])
     assert unit.min() == pytest.approx(-1.0, abs=1e-6) and unit.max() == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(from_unit(unit, meta["log_min"], meta["log_max"]), patches, rtol=1e-6)
+    np.testing.assert_allclose(from_unit(unit, meta["log_min"], meta["log_max"]), train, rtol=1e-6)
 
 
 def test_same_seed_gives_bit_identical_sky_and_patches(tmp_path, params_file, tiny_patches):
     sky = tmp_path / "again.fits"
     out = tmp_path / "again"
     assert run_cli("sky", "--params", params_file, "--out", sky) == 0
-    assert run_cli("patches", "--params", params_file, "--map", sky, "--out", out) == 0
+    assert run_cli("patches", "--params", params_file, "--map", sky, "--out", out,
+                   "--plots", tmp_path / "plots-again") == 0
     np.testing.assert_array_equal(hp.read_map(sky), hp.read_map(tmp_path / "sky.fits"))
     np.testing.assert_array_equal(np.load(out / "patches.npy"), np.load(tiny_patches / "patches.npy"))
+    assert json.loads((out / "meta.json").read_text())["split"] == json.loads(
+        (tiny_patches / "meta.json").read_text())["split"]
     other = synthetic_dust_map(64, seed=1)
     assert not np.array_equal(other, synthetic_dust_map(64, seed=2))
 

@@ -65,6 +65,30 @@ class SkyConfig:
 
 
 @dataclass(frozen=True)
+class SplitConfig:
+    """Which patches train, validate and test (see :mod:`dustcmb.patches.split`).
+
+    ``val`` and ``test`` are boxes ``[lon_min, lon_max, lat_min, lat_max]`` in degrees of Galactic
+    longitude (wrapping at 360) and signed latitude that hold the centres of held-out patches.
+    """
+
+    scheme: str = "regions"
+    val: tuple[tuple[float, ...], ...] = ((180.0, 280.0, 0.0, 90.0), (0.0, 100.0, -90.0, 0.0))
+    test: tuple[tuple[float, ...], ...] = ((0.0, 100.0, 0.0, 90.0), (180.0, 280.0, -90.0, 0.0))
+
+    def __post_init__(self) -> None:
+        _require(self.scheme in ("regions", "paper"),
+                 f"patches.split.scheme={self.scheme!r}: use regions (held-out sky) or paper")
+        for name in ("val", "test"):
+            for box in getattr(self, name):
+                _require(len(box) == 4 and -90 <= box[2] <= box[3] <= 90,
+                         f"patches.split.{name} box {list(box)}: give [lon_min, lon_max, lat_min, lat_max] "
+                         "in deg with -90 <= lat_min <= lat_max <= 90")
+        _require(self.scheme == "paper" or (self.val and self.test),
+                 "patches.split: the regions scheme needs at least one val and one test box")
+
+
+@dataclass(frozen=True)
 class PatchConfig:
     """The grid of flat patches (docs/science.md#patch-grid): centres every ``step_deg`` at |b| >= ``lat_min_deg``."""
 
@@ -74,6 +98,7 @@ class PatchConfig:
     lat_min_deg: float = 25.0
     mask_lat_deg: float = 15.0
     chunk: int = 64
+    split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
         _require(self.npix >= 8 and self.npix % 2 == 0, f"patches.npix={self.npix} must be even and >= 8")
@@ -200,6 +225,7 @@ class SimulationConfig:
     instrument: str = "noiseless"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64
+    held_out_realisations: int = 4
 
     def __post_init__(self) -> None:
         _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
@@ -221,6 +247,7 @@ class SimulationConfig:
                      f"simulation.instruments.{name}: give one noise level and one beam per frequency "
                      f"({len(self.freqs_ghz)} in simulation.freqs_ghz)")
         _require(self.norm_maps >= 1, "simulation.norm_maps must be >= 1")
+        _require(self.held_out_realisations >= 1, "simulation.held_out_realisations must be >= 1")
 
     @property
     def preset(self) -> InstrumentConfig:

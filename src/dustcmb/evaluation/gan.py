@@ -35,6 +35,7 @@ from dustcmb.errors import ConfigError, InputError
 from dustcmb.evaluation.baselines import BASELINES, gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan_plots import write_figures
 from dustcmb.gan.sample import generate_unit, load_generator
+from dustcmb.patches import split
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, derived_seed, torch_rng
@@ -241,13 +242,19 @@ def _check_model(meta: dict, config: dict) -> None:
 
 
 def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) -> tuple[list[MapSet], dict]:
-    """Real, generated and baseline sets with their per-map statistics, and the generator context."""
+    """Real (training-region), generated and baseline sets with their per-map statistics, and the context.
+
+    The context holds the generator, its config, the patch metadata and ``held_out``: the MapSet of the
+    validation and test patches, which the generator is judged against separately.
+    """
     cfg, seed = params.gan_eval, params.seed
-    real_mjysr, meta = load_patches(patches_dir)
+    all_mjysr, meta = load_patches(patches_dir)
     generator, config = load_generator(model_dir, device)
     _check_model(meta, config)
     slice_indices(ell_bins(int(meta["npix"]), meta["size_deg"]), cfg)  # fail before any work
     size_deg, log_min, log_max = meta["size_deg"], meta["log_min"], meta["log_max"]
+    real_mjysr = all_mjysr[split.indices(meta, split.TRAIN)]
+    held_mjysr = all_mjysr[split.indices(meta, split.VAL, split.TEST)]
     real_unit = to_unit(real_mjysr, log_min, log_max)
     rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
@@ -260,7 +267,20 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
                   ("baseline_lognormal", BASELINES["baseline_lognormal"],
                    *lognormal_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng))]
     sets = [measure(*c, size_deg, cfg) for c in tqdm(candidates, desc="statistics", unit="set")]
-    return sets, {"generator": generator, "config": config, "meta": meta}
+    held_out = measure("held_out", "held-out patches", to_unit(held_mjysr, log_min, log_max), held_mjysr,
+                       size_deg, cfg)
+    return sets, {"generator": generator, "config": config, "meta": meta, "held_out": held_out}
+
+
+def held_out_scores(params: Params, sets: list[MapSet], held: MapSet, ell: np.ndarray, device: str) -> dict:
+    """Every candidate set scored against the validation + test patches instead of the training ones."""
+    cfg, seed = params.gan_eval, params.seed
+    means = {s.name: set_means(s, cfg, derived_seed(seed, Stream.GAN_EVAL_BOOTSTRAP + i))
+             for i, s in enumerate([held, *sets[1:]], start=len(sets))}
+    nn_held = nearest_neighbour_distances(held.unit, held.unit, device, leave_one_out=True)
+    scores = {other.name: score(held, other, means, ell, nn_held, device, cfg, seed, i + len(sets))[0]
+              for i, other in enumerate(sets[1:], start=1)}
+    return {"n_real": len(held.unit), **scores}
 
 
 def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: str) -> tuple[dict, dict]:
@@ -281,6 +301,9 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
         **scores["gan"], **latent,
         "frechet_distance_real_halves": spectra_frechet_distance(real.cl[half[0]], real.cl[half[1]]),
         **{name: scores[name] for name in BASELINES},
+        "held_out": held_out_scores(params, sets, context["held_out"], ell, device),
+        "reference": "train-region patches", "split_scheme": meta["split_scheme"],
+        "is_held_out": split.held_out(meta),
         "n_real": len(real.unit), "n_generated": len(sets[1].unit), "npix": int(meta["npix"]),
         "size_deg": float(meta["size_deg"]), "sky_source": params.sky.source,
         "settings": {"hist_bins": cfg.hist_bins, "hist_range": list(UNIT_RANGE), "n_bootstrap": cfg.n_bootstrap,

@@ -1,7 +1,7 @@
 """The README's results section, regenerated from ``metrics/gan.json`` and ``metrics/separation.json``.
 
 The section lives between two HTML comment markers in README.md, so re-running ``dustcmb report``
-after a new ``dvc repro`` replaces the numbers without touching the rest of the file. Two figures
+after a new ``dvc repro`` replaces the numbers without touching the rest of the file. Its figures
 are copied to ``docs/figures/`` (``plots/`` is a DVC output and not in git).
 """
 
@@ -15,7 +15,8 @@ from dustcmb.errors import InputError
 from dustcmb.storage import atomic_file
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-FIGURES = {"plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png"}
+FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/spectra.png": "gan_spectra.png",
+           "plots/separation/spectra.png": "separation_spectra.png"}
 
 GAN_ROWS = [  # (label, key, format)
     ("Fréchet distance d_F of log10 C_ℓ (lower is better)", "frechet_distance", "{:.3g}"),
@@ -49,20 +50,28 @@ def _cell(metrics: dict, key: str, fmt: str) -> str:
 def results_markdown(gan: dict, separation: dict) -> str:
     """Markdown tables for the GAN (vs baselines) and the ResUNet (vs ILC)."""
     sky = "synthetic stand-in sky" if gan.get("sky_source") == "synthetic" else f"sky: {gan.get('sky_source')}"
-    lines = [f"Quick-look profile ({gan['npix']}² patches, {sky}; regenerate with `dustcmb report`).", "",
-             "**GAN against baselines** (1034 real vs 1034 generated maps, 1000 bootstrap resamples):", "",
-             "| statistic | GAN | Gaussian fields | log-normal fields |", "|---|---|---|---|"]
+    held = gan["held_out"]
+    split = ("held-out sky regions" if gan["is_held_out"]
+             else "the paper's random halves of overlapping patches: NOT held out")
+    lines = [f"Quick-look profile ({gan['npix']}² patches, {sky}; regenerate with `dustcmb report`). "
+             f"Split: {split}.", "",
+             f"**GAN against baselines** ({gan['n_real']} training-region patches vs {gan['n_generated']} generated "
+             f"maps, {gan['settings']['n_bootstrap']} bootstrap resamples; the second column scores the same GAN "
+             f"against the {held['n_real']} validation + test patches):", "",
+             "| statistic | GAN | GAN vs held-out | Gaussian fields | log-normal fields |", "|---|---|---|---|---|"]
     for label, key, fmt in GAN_ROWS:
-        cells = [_cell(m, key, fmt) for m in (gan, gan["baseline_gaussian"], gan["baseline_lognormal"])]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        columns = (gan, held["gan"], gan["baseline_gaussian"], gan["baseline_lognormal"])
+        lines.append(f"| {label} | " + " | ".join(_cell(m, key, fmt) for m in columns) + " |")
     lines += ["", f"Two random halves of the real set give d_F = {gan['frechet_distance_real_halves']:.3g}.", "",
-              f"**ResUNet against ILC** ({separation['n_test']} test maps of real dust + CMB, instrument "
+              f"**ResUNet against ILC** ({separation['n_test']} test maps: {separation['n_test_dust_maps']} "
+              f"test-region dust maps × {separation['realisations_per_map']} CMB + noise draws, instrument "
               f"`{separation['instrument']}`, {separation['mc_passes']} MC-dropout passes):", "",
               "| figure of merit | ResUNet (MC dropout) | ILC |", "|---|---|---|"]
     for label, key, fmt in SEPARATION_ROWS:
         lines.append(f"| {label} | {_cell(separation, key, fmt)} | "
                      f"{'–' if key.startswith('coverage') else _cell(separation['ilc'], key, fmt)} |")
-    lines += ["", "![GAN spectra](docs/figures/gan_spectra.png)", "",
+    lines += ["", "![Patch footprints by split](docs/figures/splits.png)", "",
+              "![GAN spectra](docs/figures/gan_spectra.png)", "",
               "![Cleaned spectra](docs/figures/separation_spectra.png)"]
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test half.
+"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test split.
 
 Conventions: docs/science.md#bayesian-resunet and #multi-frequency-skies.
 
@@ -121,7 +121,7 @@ def metrics_from(data: dict, params: Params, n_pixels: int) -> dict:
 
 def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path, plots_dir: Path,
              device: str = "cpu", params_file: Path | None = None, root: Path | None = None) -> dict:
-    """Evaluate the trained ResUNet and the ILC on the test half; write metrics and figures.
+    """Evaluate the trained ResUNet and the ILC on the test split; write metrics and figures.
 
     Parameters
     ----------
@@ -151,6 +151,9 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     torch.manual_seed(params.seed)
     data = collect(model, test, params)
     metrics = metrics_from(data, params, len(test) * params.patches.npix**2)
+    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
+    metrics |= {"n_test_dust_maps": int(test.source_index.size), "realisations_per_map": test.realisations,
+                "split_scheme": manifest["split_scheme"], "is_held_out": manifest["held_out"]}
     figures = {"maps.png": maps_figure(data["examples"], params.simulation.freqs_ghz),
                "spectra.png": spectra_figure(data["ell"], data, params.simulation.freqs_ghz),
                "coverage.png": coverage_figure(data["ell"], metrics)}

@@ -38,6 +38,7 @@ from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
 from dustcmb.gan.sample import generate_unit
+from dustcmb.patches import split
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, numpy_rng, seed_everything, torch_rng
@@ -229,10 +230,11 @@ def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> 
         state.best_d_F, state.best_step, state.best = d_f, state.step, copy.deepcopy(nets.state())
 
 
-def _prepare(params: Params, patches_dir: Path) -> RealSet:
+def real_set(params: Params, patches_dir: Path) -> RealSet:
     """Real maps (unit domain), their MJy/sr spectra for d_F, and the fixed evaluation latents."""
     cfg = params.gan
     patches_mjysr, meta = load_patches(patches_dir)
+    patches_mjysr = patches_mjysr[split.indices(meta, split.TRAIN)]  # the GAN never sees held-out sky
     if meta["npix"] % 16:
         raise InputError(f"patch npix={meta['npix']} must be a multiple of 16 for the GAN "
                          "(4 upsamplings from npix/16)")
@@ -249,7 +251,7 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
            resume: bool) -> tuple[RealSet, GanNets, torch.Generator, GanState]:
     """Data, networks, training RNG and state: fresh, or restored from ``checkpoint`` on resume."""
     seed_everything(params.seed)
-    real = _prepare(params, patches_dir)
+    real = real_set(params, patches_dir)
     nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device)
     rng = torch_rng(params.seed, Stream.GAN_BATCHES)
     state = GanState(fingerprint=_fingerprint(params, real.meta, len(real.unit)))

@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from dustcmb.errors import InputError
 from dustcmb.patches.normalise import check_positive
-from dustcmb.seeding import Stream, numpy_rng
 from dustcmb.simulation.simulator import SkySimulator
 
 
@@ -118,23 +117,28 @@ class SeparationDataset(Dataset):
         Physics of one observation.
     normalisation : Normalisation or None
         Needed by ``__getitem__``; ``None`` only while fitting it with :func:`fit_normalisation`.
+    realisations : int
+        Independent CMB + noise draws over each dust map: item ``i`` is map ``i % n`` in draw ``i // n``,
+        so the first ``n`` items are one pass over the dust.
     """
 
     def __init__(self, dust: DustStack, source_index: np.ndarray, split: str, simulator: SkySimulator,
-                 normalisation: Normalisation | None = None) -> None:
+                 normalisation: Normalisation | None = None, realisations: int = 1) -> None:
         self.dust = dust
         self.source_index = np.asarray(source_index, dtype=np.int64)
         self.split = split
         self.simulator = simulator
         self.normalisation = normalisation
+        self.realisations = realisations
 
     def __len__(self) -> int:
-        return self.source_index.size
+        return self.source_index.size * self.realisations
 
     def sample_uk(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Item ``i`` in physical units: channels [C, N, N] and CMB [N, N], float32 µK_CMB."""
-        src = int(self.source_index[i])
-        return self.simulator.observe(self.dust.read(src), self.split, src)
+        draw, position = divmod(int(i), self.source_index.size)
+        src = int(self.source_index[position])
+        return self.simulator.observe(self.dust.read(src), self.split, src, draw)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(inputs [C, N, N], target [1, N, N])`` float32 in network units.
@@ -147,13 +151,6 @@ class SeparationDataset(Dataset):
         inputs = self.normalisation.inputs_to_unit(channels_uk).astype(np.float32)
         target = self.normalisation.target_to_unit(cmb_uk).astype(np.float32)
         return torch.from_numpy(inputs), torch.from_numpy(target[None])
-
-
-def split_indices(n_patches: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle the real patches with ``seed`` and halve them: (validation, test) indices, sorted."""
-    order = numpy_rng(seed, Stream.VAL_TEST_SPLIT).permutation(n_patches)
-    half = n_patches // 2
-    return np.sort(order[:half]), np.sort(order[half:])
 
 
 def fit_normalisation(dataset: SeparationDataset, n_maps: int, progress: bool = True) -> Normalisation:

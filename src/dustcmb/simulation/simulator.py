@@ -5,9 +5,10 @@ For a 353 GHz dust map ``D`` [MJy/sr] the channel at frequency ``ν`` is, in µK
     m_ν = beam_ν * (CMB + D · MBB(ν; β, T_d) · K_CMB/(MJy/sr)(ν) · 1e6) + noise_ν
 
 with the CMB a non-periodic Gaussian realisation of a spectrum picked at random from the bank.
-Everything random is drawn from ``SeedSequence([seed, split, index])`` spawned into independent
-streams for the CMB, the β field and the noise, so a given (split, index) always yields the same
-maps, and switching β variations or noise on or off leaves the other components unchanged.
+Everything random is drawn from ``SeedSequence([seed, split, index])`` (with the realisation number
+appended for the second and later CMB + noise draws over the same dust map) spawned into independent
+streams for the CMB, the β field and the noise, so a given (split, index, realisation) always yields
+the same maps, and switching β variations or noise on or off leaves the other components unchanged.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ class SkySimulator:
         amplitude = self.field.amplitude(ell, np.exp(-(ell * sigma_rad) ** 2))
         return amplitude / math.sqrt(self.field.variance(amplitude))
 
-    def rngs(self, split: str, index: int) -> tuple[np.random.Generator, ...]:
-        """Independent generators (CMB, β, noise) of one (split, index)."""
-        words = [self.seed, SPLIT_CODES[split], int(index)]
+    def rngs(self, split: str, index: int, realisation: int = 0) -> tuple[np.random.Generator, ...]:
+        """Independent generators (CMB, β, noise) of one (split, index, realisation)."""
+        words = [self.seed, SPLIT_CODES[split], int(index)] + ([int(realisation)] if realisation else [])
         return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(words).spawn(3))
 
     def cmb_uk(self, rng: np.random.Generator) -> np.ndarray:
@@ -82,7 +83,8 @@ class SkySimulator:
             return self.cfg.beta
         return self.cfg.beta + self.cfg.beta_rms * self.field.draw(self._beta_amplitude, rng)
 
-    def observe(self, dust_mjysr: np.ndarray, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def observe(self, dust_mjysr: np.ndarray, split: str, index: int,
+                realisation: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Simulate the channels of one patch.
 
         Parameters
@@ -91,6 +93,8 @@ class SkySimulator:
             353 GHz dust intensity [MJy/sr].
         split, index : str, int
             Seed words: the split name (train/val/test) and the map's index in its source file.
+        realisation : int
+            Which independent CMB + noise (+ β) draw over this dust map.
 
         Returns
         -------
@@ -99,7 +103,7 @@ class SkySimulator:
         cmb_uk : float32 [N, N]
             The true CMB [µK_CMB] (no beam, no noise): the separation target.
         """
-        rng_cmb, rng_beta, rng_noise = self.rngs(split, index)
+        rng_cmb, rng_beta, rng_noise = self.rngs(split, index, realisation)
         cmb = self.cmb_uk(rng_cmb)
         beta = self.beta(rng_beta)
         preset = self.cfg.preset

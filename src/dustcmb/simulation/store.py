@@ -21,17 +21,18 @@ import numpy as np
 
 from dustcmb.config import Params
 from dustcmb.errors import ConfigError, InputError
+from dustcmb.patches import split
 from dustcmb.seeding import Stream, numpy_rng
 from dustcmb.simulation.cmb import CmbBank, camb_lmax, make_bank
-from dustcmb.simulation.dataset import DustStack, Normalisation, SeparationDataset, fit_normalisation, split_indices
+from dustcmb.simulation.dataset import DustStack, Normalisation, SeparationDataset, fit_normalisation
 from dustcmb.simulation.simulator import SkySimulator
 from dustcmb.storage import atomic_dir
 
 FILES = ("cmb_bank.npz", "splits.json", "normalisation.json", "manifest.json")
 
 
-def open_inputs(params: Params, samples: Path, patches_dir: Path) -> tuple[DustStack, DustStack]:
-    """Check and open the GAN samples (train dust) and the real patches (val/test dust)."""
+def open_inputs(params: Params, samples: Path, patches_dir: Path) -> tuple[DustStack, DustStack, dict]:
+    """Check and open the GAN samples (train dust) and the real patches (val/test dust), and their meta."""
     geometry = params.patches
     meta_path = Path(patches_dir) / "meta.json"
     if not meta_path.is_file():
@@ -45,25 +46,28 @@ def open_inputs(params: Params, samples: Path, patches_dir: Path) -> tuple[DustS
         raise InputError(f"GAN sample file {samples} not found; run `dustcmb gan sample` first or "
                          "pass --samples PATH")
     generated = DustStack(samples, geometry.npix, "GAN sample file")
-    if len(real) < 2:
-        raise InputError(f"{patches_dir}: need at least 2 real patches to split into val/test")
-    return generated, real
+    held = {name: split.indices(meta, name) for name in (split.VAL, split.TEST)}
+    if any(index.size == 0 for index in held.values()):
+        raise InputError(f"{patches_dir}: the split leaves {held['val'].size} val and {held['test'].size} test "
+                         "patches; widen patches.split.val/test")
+    return generated, real, meta
 
 
 def build(params: Params, samples: Path, patches_dir: Path, out_dir: Path, progress: bool = True) -> dict:
     """Compute the bank, splits and normalisation and write ``out_dir`` atomically; returns the manifest."""
     cfg, geometry = params.simulation, params.patches
-    generated, real = open_inputs(params, samples, patches_dir)
+    generated, real, meta = open_inputs(params, samples, patches_dir)
     lmax = camb_lmax(geometry.npix, geometry.size_deg)
     bank = make_bank(cfg.n_spectra, lmax, numpy_rng(params.seed, Stream.CMB_BANK), progress)
     simulator = SkySimulator(bank, cfg, geometry.npix, geometry.size_deg, params.seed)
     train = SeparationDataset(generated, np.arange(len(generated)), "train", simulator)
     normalisation = fit_normalisation(train, cfg.norm_maps, progress)
-    val, test = split_indices(len(real), params.seed)
+    val, test = split.indices(meta, split.VAL), split.indices(meta, split.TEST)
     manifest = {
         "samples": str(samples), "patches": str(patches_dir), "npix": geometry.npix,
         "size_deg": geometry.size_deg, "seed": params.seed, "simulation": asdict(cfg), "camb_lmax": lmax,
         "n_train": len(generated), "n_val": int(val.size), "n_test": int(test.size),
+        "split_scheme": meta["split_scheme"], "held_out": split.held_out(meta),
         "units": {"inputs": "µK_CMB per channel, then (x - input_offset_uk) / input_scale_uk",
                   "target": "CMB µK_CMB, then (x - target_offset_uk) / target_scale_uk",
                   "cmb_bank": "C_ell lensed TT [µK_CMB² sr], ell = 0..camb_lmax"},
@@ -95,15 +99,16 @@ def open_datasets(data_dir: str | Path, params: Params) -> dict[str, SeparationD
     if changed:
         raise ConfigError(f"{data_dir} was built with different {', '.join(changed)}; "
                           "re-run `dustcmb separation data`")
-    generated, real = open_inputs(params, Path(manifest["samples"]), Path(manifest["patches"]))
+    generated, real, meta = open_inputs(params, Path(manifest["samples"]), Path(manifest["patches"]))
     splits = json.loads((data_dir / "splits.json").read_text())
-    if splits["n_train"] != len(generated) or len(splits["val"]) + len(splits["test"]) != len(real):
+    now_split = {name: split.indices(meta, name).tolist() for name in (split.VAL, split.TEST)}
+    if splits["n_train"] != len(generated) or any(splits[k] != v for k, v in now_split.items()):
         raise InputError(f"the GAN samples or patches changed since {data_dir} was built; "
                          "re-run `dustcmb separation data`")
     simulator = SkySimulator(CmbBank.load(data_dir / "cmb_bank.npz"), params.simulation, geometry.npix,
                              geometry.size_deg, params.seed)
     normalisation = Normalisation.load(data_dir / "normalisation.json")
-    sources = {"train": (generated, np.arange(len(generated))), "val": (real, np.array(splits["val"])),
-               "test": (real, np.array(splits["test"]))}
-    return {split: SeparationDataset(dust, index, split, simulator, normalisation)
-            for split, (dust, index) in sources.items()}
+    draws = params.simulation.held_out_realisations
+    return {"train": SeparationDataset(generated, np.arange(len(generated)), "train", simulator, normalisation),
+            **{name: SeparationDataset(real, np.array(splits[name]), name, simulator, normalisation, draws)
+               for name in (split.VAL, split.TEST)}}

@@ -1,7 +1,7 @@
 """Optuna study of the ResUNet's MC-dropout rates, aiming at calibrated 68 % intervals.
 
 The paper's intervals were far too wide (93 % coverage for a nominal 68 %). Here each trial trains
-the ResUNet with other dropout rates and scores them on the validation half (never the test half):
+the ResUNet with other dropout rates and scores them on the validation split (never the test split):
 
 - search space: two numbers instead of one rate per level, so ten trials can explore it —
   ``rate_i = max_rate · ((i + 1) / L) ** shape`` for levels ``i = 0 … L-1`` (outermost first), i.e. a
