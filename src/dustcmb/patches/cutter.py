@@ -5,7 +5,30 @@ north up, east to the left. Arrays are stored with row 0 at the northern edge an
 eastern edge. Pixel ``(i, j)`` sits at tangent-plane coordinates
 ``x = (N/2 - 1/2 - j) Δ`` (towards east) and ``y = (N/2 - 1/2 - i) Δ`` (towards north), with
 ``Δ = size/N`` in radians, and the map is sampled there by bilinear interpolation
-(``healpy.get_interp_val``) after removing power above the patch Nyquist multipole.
+(``healpy.get_interp_val``) after removing power above the patch Nyquist multipole
+(docs/science.md#patch-grid).
+
+Band-limit on ln I. :func:`bandlimit` returns ``exp(W ln I)``, with ``W`` the harmonic window of
+:func:`lowpass_window` (1 up to 0.75 ℓ_Nyq, cos² to 0 at ℓ_Nyq = 180 / pixel_deg). Any window with
+a flat pass band has a kernel with negative side lobes, so applied to I itself it rings below
+zero wherever the sky is faint next to something bright: on a Planck-derived 353 GHz map at
+nside 256 (~900 MJy/sr in the plane, ~0.02 at the poles) it left 252 pixels <= 0 in 9 patches,
+which cannot be logged for the GAN. Dividing out a smooth latitude profile first does not cure
+it, since compact clouds ring on their own. On ln I positivity is exact for any positive input
+(exp is > 0 and bilinear interpolation is a convex combination), the filter is independent of
+the unit (a unit is a constant in ln I, which passes unchanged), and the GAN, which works on
+ln I (:mod:`dustcmb.patches.normalise`), sees a band-limited field.
+
+What the non-linearity costs, in I:
+
+* Mean bias. Removing ln I fluctuations of variance ``σ²_rem = Σ (2ℓ+1)/4π C_ℓ(ln I) (1 - w_ℓ²)``
+  lowers the local mean of I by ``exp(-σ²_rem/2)`` (exact for a log-normal field) and the power
+  at ℓ < 0.75 ℓ_Nyq by about ``exp(-σ²_rem)``.
+* Ringing becomes multiplicative: around a bright cloud the background is scaled up and down
+  instead of being pushed through zero.
+* exp of a band-limited ln I is not band-limited: cloud cores, where ln I changes by several
+  units within a few pixels, keep harmonics above ℓ_Nyq that fold back into the top rings of
+  the patch spectrum of I.
 """
 
 from __future__ import annotations
@@ -78,7 +101,8 @@ def harmonic_lowpass(hpmap: np.ndarray, lmax_patch: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The filtered map, same nside and unit, band-limited to ``lmax_patch``.
+        The filtered map, same nside and unit; band-limited to ``lmax_patch``, but its ringing can
+        take a positive map below zero.
     """
     # For lmax > 2 nside the map2alm quadrature is approximate: a constant map comes back with
     # errors of ~1 % of its value in the polar rings (nside 128, lmax 288). The window passes ℓ = 0
@@ -90,16 +114,29 @@ def harmonic_lowpass(hpmap: np.ndarray, lmax_patch: int) -> np.ndarray:
 
 
 def bandlimit(hpmap: np.ndarray, lmax_patch: int) -> np.ndarray:
-    """Remove power above the patch Nyquist multipole ``lmax_patch`` (:func:`harmonic_lowpass`).
+    """Band-limit a positive intensity map in ``ln I``: ``exp(harmonic_lowpass(ln I))``.
 
     Parameters
     ----------
     hpmap : numpy.ndarray
-        Full-sky RING map (any unit); must be finite everywhere.
+        Full-sky RING intensity map (MJy/sr); finite and > 0 everywhere.
     lmax_patch : int
         Nyquist multipole of the patch pixels, ``180 / pixel_deg``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Strictly positive map (MJy/sr) whose logarithm is band-limited to ``lmax_patch``; see the
+        module docstring for why the filter acts on ``ln I`` and what that costs.
+
+    Raises
+    ------
+    InputError
+        If any pixel is NaN, inf, UNSEEN or <= 0.
     """
-    return harmonic_lowpass(hpmap, lmax_patch)
+    check_finite(hpmap)
+    check_positive_map(hpmap)
+    return np.exp(harmonic_lowpass(np.log(hpmap), lmax_patch))
 
 
 def check_resolution(nside: int, npix: int, size_deg: float) -> None:
@@ -126,6 +163,17 @@ def check_finite(hpmap: np.ndarray) -> None:
             f"the sky map has {int(bad.sum())} NaN/inf/UNSEEN pixel(s) (|b| from "
             f"{np.abs(lat).min():.1f} to {np.abs(lat).max():.1f} deg); patches need a full-sky map "
             "with finite values everywhere — fill or inpaint the masked pixels first")
+
+
+def check_positive_map(hpmap: np.ndarray) -> None:
+    """Fail on pixels <= 0: the band-limit works on ``ln I``, and the GAN on ``ln`` of the patches."""
+    bad = ~(hpmap > 0)
+    if bad.any():
+        _, lat = hp.pix2ang(hp.get_nside(hpmap), np.nonzero(bad)[0], lonlat=True)
+        raise InputError(
+            f"the sky map has {int(bad.sum())} pixel(s) <= 0 MJy/sr (lowest {np.min(hpmap):.3g}; "
+            f"|b| from {np.abs(lat).min():.1f} to {np.abs(lat).max():.1f} deg) and cannot be logged; "
+            "an offset-subtracted map needs its zero level restored (a positive intensity) first")
 
 
 def cut_patches(hpmap: np.ndarray, lon_deg, lat_deg, npix: int, size_deg: float,
