@@ -44,8 +44,9 @@ def test_patch_pixels_equal_the_function_at_their_directions(centre):
     """Bilinear interpolation of an nside-128 map of a smooth (ℓ <= 3) function.
 
     Tolerance 1e-3 (function values O(1)): the interpolation error is about Δ²|∇²f|/8 with
-    Δ = 27' (0.008 rad) and |∇²f| <= ℓ(ℓ+1)|f| = 12·2, i.e. <= 2e-4, and the band-limit leaves ℓ <= 3
-    untouched up to the quadrature error of map2alm (measured ~1e-5).
+    Δ = 27' (0.008 rad) and |∇²f| <= ℓ(ℓ+1)|f| = 12·2, i.e. <= 2e-4, and the band-limit (which
+    filters ln f; for this smooth f >= 0.2 the harmonic content of ln f is negligible well below
+    ℓ = 288) leaves f untouched up to the quadrature error of map2alm (measured ~1e-5).
     """
     nside, npix, size = 128, 32, 20.0
     lon, lat = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)
