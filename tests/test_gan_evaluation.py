@@ -11,7 +11,8 @@ import yaml
 
 from conftest import run_cli, split_meta
 from dustcmb.evaluation.baselines import gaussian_baseline, lognormal_baseline
-from dustcmb.evaluation.gan import EXPERIMENT, nearest_neighbour_distances
+from dustcmb.evaluation.gan import EXPERIMENT
+from dustcmb.evaluation.gan_scores import nearest_neighbour_distances
 from dustcmb.gan.models import Generator
 from dustcmb.patches.normalise import log_range, to_unit
 from dustcmb.patches.store import write_patches

@@ -55,10 +55,11 @@ def test_paper_discriminators_shapes():
     norms = [type(m) for m in d.features[:2]]
     assert norms == [nn.Conv2d, nn.LeakyReLU], "no BatchNorm after the first convolution"
     assert sum(isinstance(m, nn.BatchNorm2d) for m in d.features) == 3
-    p = PowerDiscriminator(npix=256, size_deg=20.0, width=64, mean_cl=torch.ones(128))
-    shapes = _output_shapes(p.features, torch.zeros(2, 1, 128))
+    # the power discriminator reads the 95 reported bins at 256² (rings 2 … 96, below the band-limit taper)
+    p = PowerDiscriminator(npix=256, size_deg=20.0, width=64, mean_cl=torch.ones(95))
+    shapes = _output_shapes(p.features, torch.zeros(2, 1, 95))
     convs = [s for s, m in zip(shapes, p.features) if isinstance(m, nn.Conv1d)]
-    assert convs == [(64, 64), (128, 32), (256, 16)]
+    assert convs == [(64, 48), (128, 24), (256, 12)]
     n_map = sum(x.numel() for x in d.parameters())
     n_pow = sum(x.numel() for x in p.parameters())
     assert n_pow < n_map / 10, "the power discriminator is the small one"

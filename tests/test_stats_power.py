@@ -1,65 +1,103 @@
-"""Flat-sky power spectrum against truth (docs/science.md#power-spectrum)."""
+"""Flat-sky power spectrum against truth (docs/science.md#power-spectrum).
+
+The hard case is the real one: patches are crops of a larger sky, not periodic, and dust spectra are
+red. Truth fields are therefore drawn periodic on 4 × the patch side and cropped to one patch, with
+ℓ^-2.5, ℓ^-3 (dust-like) and camb CMB spectra, and the mean estimate must match the input spectrum
+binned over each ring's modes in every reported bin.
+"""
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from dustcmb.stats import bin_theory, dl_from_cl, ell_bins, power_spectrum
+from dustcmb.stats.power import n_bins, reported_rings
 from fields import gaussian_fields, mode_ell
 
-SIZE_DEG, NPIX = 20.0, 256
+SIZE_DEG, NPIX, PAD, N_MAPS = 20.0, 64, 4, 1000
 
 
-def power_law(ell):
-    return 1e-3 * (ell / 100.0) ** -2.5
+def red(slope):
+    return lambda ell: 1e-3 * (ell / 100.0) ** slope
 
 
-def white(ell):
-    return np.full_like(ell, 2e-6)
+@pytest.fixture(scope="module")
+def cmb_cl():
+    """Lensed TT C_ℓ [µK² sr] from camb for the Planck 2015 best fit, ℓ = 0 … 2500."""
+    import camb
+
+    pars = camb.set_params(H0=67.31, ombh2=0.02222, omch2=0.1197, tau=0.078, As=np.exp(3.089) * 1e-10,
+                           ns=0.9655, lmax=2500)
+    dl = camb.get_results(pars).get_cmb_power_spectra(pars, CMB_unit="muK")["lensed_scalar"][:, 0]
+    ell = np.arange(dl.size, dtype=float)
+    return lambda x: np.interp(x, ell, np.where(ell > 1, dl * 2 * np.pi / np.maximum(ell * (ell + 1), 1), 0))
 
 
-def test_multipoles_are_true_ell():
+def crops(spectrum, n: int, seed: int) -> np.ndarray:
+    """``n`` non-periodic NPIX² crops of fields drawn periodic on PAD × the patch side."""
+    parts = [gaussian_fields(spectrum, 100, NPIX * PAD, SIZE_DEG * PAD, seed=(seed, k))[:, :NPIX, :NPIX]
+             for k in range(n // 100)]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("name", ["l^-2.5", "l^-3", "cmb"])
+def test_non_periodic_crops_recover_the_binned_spectrum(name, cmb_cl):
+    """1000 crops of 64²: mean estimate / binned truth within 5 % in every reported bin.
+
+    The sample-variance error of the mean is 0.6 % (top bins) to 2.5 % (ring 2) per bin, so 5 %
+    leaves 2σ for the estimator's own residual coupling (measured: at most 3.6 %, ℓ^-3 ring 2).
+    Without prewhitening and window the same crops give 1.2–1.4 × (ℓ^-2.5) and 1.5–3 × (ℓ^-3).
+    """
+    spectrum = {"l^-2.5": red(-2.5), "l^-3": red(-3.0), "cmb": cmb_cl}[name]
+    _, cl = power_spectrum(crops(spectrum, N_MAPS, seed=3), SIZE_DEG)
+    fine = np.linspace(1.0, 1.5 * 180 * NPIX / SIZE_DEG, 100_001)
+    truth = bin_theory(fine, spectrum(fine), NPIX, SIZE_DEG)
+    ratio = cl.mean(0) / truth
+    sigma = cl.std(0, ddof=1) / np.sqrt(len(cl)) / truth
+    assert np.all(sigma < 0.03)
+    assert np.all(np.abs(ratio - 1) < 0.05), np.round(ratio, 3)
+
+
+def test_reported_bins_and_true_multipoles():
+    """Rings 2 … 0.75 N/2, each labelled with the mean ℓ of its modes (ring 2: ⟨|k|⟩ = 2.157 → ℓ 38.8)."""
+    assert reported_rings(NPIX).tolist() == list(range(2, 25)) and n_bins(256) == 95
     ell = ell_bins(NPIX, SIZE_DEG)
-    assert ell[0] == pytest.approx(18.0, rel=1e-12)  # ℓ₁ = 2π / 20°
-    assert ell[-1] == pytest.approx(2304.0, rel=1e-12)  # Nyquist π / Δ for 256 px over 20°
+    k = mode_ell(NPIX, SIZE_DEG) / 18.0  # |k| of the rfft2 half plane
+    ring2 = k[np.rint(k) == 2]
+    assert ell[0] == pytest.approx(18.0 * ring2.mean(), rel=1e-3) and ell[0] == pytest.approx(38.8, abs=0.1)
+    assert ell[-1] == pytest.approx(18.0 * 24, rel=0.01) and ell[-1] <= 0.75 * 576 + 9
     assert power_spectrum(np.zeros((NPIX, NPIX)), SIZE_DEG)[0] == pytest.approx(ell, rel=0)
 
 
-@pytest.mark.parametrize("spectrum", [power_law, white])
-def test_fixed_amplitude_field_returns_ring_average_exactly(spectrum):
-    """Every mode has |F|² = N² C / Δ² exactly, so the estimate is the ring average of C, no variance."""
-    maps = gaussian_fields(spectrum, 2, NPIX, SIZE_DEG, seed=11, fixed_amplitude=True)
-    ell, cl = power_spectrum(maps, SIZE_DEG)
-    nodes = np.unique(mode_ell(NPIX, SIZE_DEG))[1:]  # model given exactly at every mode's ℓ
-    truth = bin_theory(nodes, spectrum(nodes), NPIX, SIZE_DEG)
-    np.testing.assert_allclose(cl, np.broadcast_to(truth, cl.shape), rtol=1e-10)
+def test_matches_an_independent_flat_sky_code():
+    """pixell (Simons Observatory) on periodic fields: its FFT normalisation and multipoles, our rings.
 
-
-@pytest.mark.parametrize("spectrum", [power_law, white])
-def test_gaussian_fields_recover_spectrum(spectrum):
-    """Mean over 200 periodic Gaussian fields of 256² matches the binned input, first bin to 0.9 Nyquist.
-
-    Tolerance per bin: max(3 %, 3 σ of the sample mean), σ from the scatter of the 200 estimates. The
-    lowest rings hold only 4–8 independent modes, so with 200 fields the sample-variance error of the
-    mean there is ~3–5 % and a flat 3 % would fail by chance; above ring ~10 the 3 % bound governs. The
-    fixed-amplitude test above pins the estimator to ~1e-10 without sample variance.
+    On periodic maps the unwindowed pixell estimate is the exact ring average; ours, with prewhitening
+    and window, must agree with it to 3 % per bin in the mean of 300 maps (σ of the ratio ≈ 1 %),
+    and the ring labels must equal the mean of pixell's |ℓ| of the ring's modes to 1e-6.
     """
-    parts = [gaussian_fields(spectrum, 50, NPIX, SIZE_DEG, seed=(5, part)) for part in range(4)]
-    cl = np.concatenate([power_spectrum(maps, SIZE_DEG)[1] for maps in parts])
-    ell = ell_bins(NPIX, SIZE_DEG)
-    fine = np.linspace(1.0, 1.5 * ell[-1], 200_001)
-    truth = bin_theory(fine, spectrum(fine), NPIX, SIZE_DEG)
-    keep = ell <= 0.9 * ell[-1]
-    mean, sigma_mean = cl.mean(0), cl.std(0, ddof=1) / np.sqrt(len(cl))
-    tolerance = np.maximum(0.03 * truth, 3.0 * sigma_mean)
-    assert np.all(np.abs(mean - truth)[keep] <= tolerance[keep])
+    from pixell import enmap
+
+    maps = gaussian_fields(red(-2.5), 300, NPIX, SIZE_DEG, seed=9)
+    shape, wcs = enmap.geometry(pos=np.radians([[-10, -10], [10, 10]]), shape=(NPIX, NPIX), proj="car")
+    modl = enmap.modlmap(shape, wcs)
+    theirs = np.abs(enmap.fft(enmap.ndmap(maps, wcs), normalize="phys")) ** 2
+    ring = np.rint(modl / (2 * math.pi / math.radians(SIZE_DEG))).astype(int)
+    rings = reported_rings(NPIX)
+    pixell_cl = np.stack([theirs[:, ring == r].mean(-1) for r in rings], axis=-1)
+    pixell_ell = np.array([modl[ring == r].mean() for r in rings])
+    ell, ours = power_spectrum(maps, SIZE_DEG)
+    np.testing.assert_allclose(ell, pixell_ell, rtol=1e-6)
+    np.testing.assert_allclose(ours.mean(0) / pixell_cl.mean(0), 1.0, atol=0.03)
 
 
 def test_torch_matches_numpy_and_keeps_batch_shape():
-    maps = gaussian_fields(power_law, 6, 32, SIZE_DEG, seed=3).reshape(2, 3, 32, 32)
+    maps = gaussian_fields(red(-2.5), 6, 32, SIZE_DEG, seed=3).reshape(2, 3, 32, 32)
     ell, cl_np = power_spectrum(maps, SIZE_DEG)
     ell_t, cl_t = power_spectrum(torch.from_numpy(maps), SIZE_DEG)
-    assert isinstance(cl_t, torch.Tensor) and cl_t.shape == (2, 3, 16) and cl_t.dtype == torch.float64
+    assert isinstance(cl_t, torch.Tensor) and cl_t.shape == (2, 3, n_bins(32)) and cl_t.dtype == torch.float64
     np.testing.assert_allclose(cl_t.numpy(), cl_np, rtol=1e-12)
     np.testing.assert_array_equal(ell_t, ell)
     cl_32 = power_spectrum(torch.from_numpy(maps).float(), SIZE_DEG)[1]
@@ -67,13 +105,15 @@ def test_torch_matches_numpy_and_keeps_batch_shape():
 
 
 def test_gradients_flow():
-    maps = torch.randn(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    maps = torch.randn(2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     assert torch.autograd.gradcheck(lambda m: power_spectrum(m, SIZE_DEG)[1], (maps,))
 
 
-def test_mean_is_removed_and_dl_convention():
-    maps = gaussian_fields(white, 1, 32, SIZE_DEG, seed=2)
+def test_offsets_and_gradients_of_the_mean_do_not_matter_and_dl_convention():
+    """Prewhitening removes the mean; a constant map has zero power."""
+    maps = gaussian_fields(red(-2.5), 1, 32, SIZE_DEG, seed=2)
     np.testing.assert_allclose(power_spectrum(maps + 7.0, SIZE_DEG)[1], power_spectrum(maps, SIZE_DEG)[1], rtol=1e-9)
+    assert np.all(power_spectrum(np.full((32, 32), 3.0), SIZE_DEG)[1] == 0)
     ell, cl = power_spectrum(maps, SIZE_DEG)
     np.testing.assert_allclose(dl_from_cl(ell, cl), ell * (ell + 1) * cl / (2 * np.pi))
 

@@ -178,6 +178,7 @@ class GanEvalConfig:
     baseline_pad: int = 2
     latent_paths: int = 8
     latent_points: int = 32
+    block_nside: int = 2
 
     def __post_init__(self) -> None:
         for name in ("n_bootstrap", "hist_bins", "slice_bins", "baseline_pad", "latent_paths"):
@@ -185,6 +186,8 @@ class GanEvalConfig:
         _require(self.n_bootstrap >= 2, f"gan_eval.n_bootstrap={self.n_bootstrap} must be >= 2")
         _require(self.n_thresholds >= 2, f"gan_eval.n_thresholds={self.n_thresholds} must be >= 2")
         _require(self.latent_points >= 2, f"gan_eval.latent_points={self.latent_points} must be >= 2")
+        _require(self.block_nside >= 1 and (self.block_nside & (self.block_nside - 1)) == 0,
+                 f"gan_eval.block_nside={self.block_nside} must be a power of two")
         _require(len(self.slice_ells) == 3 and all(ell > 0 for ell in self.slice_ells),
                  f"gan_eval.slice_ells={list(self.slice_ells)}: give three positive multipoles")
 

@@ -31,155 +31,33 @@ from tqdm.auto import tqdm
 
 from dustcmb import tracking
 from dustcmb.config import GanEvalConfig, Params
-from dustcmb.errors import ConfigError, InputError
-from dustcmb.evaluation.baselines import BASELINES, gaussian_baseline, lognormal_baseline
+from dustcmb.errors import InputError
+from dustcmb.evaluation.baselines import BASELINES, MATCHES, gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan_plots import write_figures
+from dustcmb.evaluation.gan_scores import (
+    UNIT_RANGE,
+    MapSet,
+    floor_and_calibration,
+    measure,
+    nearest_neighbour_distances,
+    score,
+    set_means,
+    slice_indices,
+    thresholds,
+)
 from dustcmb.gan.sample import generate_unit, load_generator
 from dustcmb.patches import split
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, derived_seed, torch_rng
 from dustcmb.stats import (
-    bootstrap,
     ell_bins,
-    histogram_counts,
-    intersection,
-    minkowski,
     power_spectrum,
-    spectra_frechet_distance,
 )
 from dustcmb.storage import write_json
 
 EXPERIMENT = "gan"
-UNIT_RANGE = (-1.0, 1.0)
-NN_CHUNK = 128  # query maps per distance block (x 8 symmetries)
 
-
-@dataclasses.dataclass(frozen=True)
-class MapSet:
-    """One set of maps and its per-map statistics (computed once; the bootstrap resamples rows).
-
-    Attributes
-    ----------
-    name, label : str
-        Key in ``metrics/gan.json`` and legend label.
-    unit : numpy.ndarray [n, N, N]
-        Maps in the unit domain.
-    cl : numpy.ndarray [n, N/2]
-        ``C_ℓ`` of the maps in MJy/sr, (MJy/sr)² sr.
-    hist : numpy.ndarray [n, hist_bins]
-        Pixel counts per map on ``[-1, 1]``.
-    mink : numpy.ndarray [n, 3, n_thresholds]
-        V0 [1], V1 [1/px], V2 [1/px²] per map.
-    """
-
-    name: str
-    label: str
-    unit: np.ndarray
-    cl: np.ndarray
-    hist: np.ndarray
-    mink: np.ndarray
-
-
-def thresholds(cfg: GanEvalConfig) -> np.ndarray:
-    """Minkowski thresholds ν, evenly spaced over the unit domain ``[-1, 1]``."""
-    return np.linspace(*UNIT_RANGE, cfg.n_thresholds)
-
-
-def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg: float,
-            cfg: GanEvalConfig) -> MapSet:
-    """Per-map statistics of one set (pixel histograms, spectra, Minkowski functionals)."""
-    # float32 round-off can put the set's own extremes a hair outside [-1, 1]
-    unit = np.clip(unit, *UNIT_RANGE)
-    _, cl = power_spectrum(mjysr, size_deg)
-    v0, v1, v2 = minkowski(unit, thresholds(cfg), progress=True)
-    return MapSet(name, label, unit, cl, histogram_counts(unit, cfg.hist_bins, UNIT_RANGE),
-                  np.stack([v0, v1, v2], axis=1))
-
-
-def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
-    """Bootstrap of the set means of pixel density, ``log10 C_ℓ`` and V0, V1, V2.
-
-    One seed for all, so every statistic sees the same resampled sets.
-
-    Returns
-    -------
-    dict of BootstrapResult
-        ``pdf`` [hist_bins] (pixel density per unit of u), ``log_cl`` [N/2], ``v0``, ``v1``, ``v2``
-        [n_thresholds].
-    """
-    npix_map = mapset.unit.shape[-1] * mapset.unit.shape[-2]
-    density = mapset.hist / (npix_map * (UNIT_RANGE[1] - UNIT_RANGE[0]) / cfg.hist_bins)
-    parts = {"pdf": density, "log_cl": np.log10(mapset.cl), **{f"v{k}": mapset.mink[:, k] for k in range(3)}}
-    return {key: bootstrap(lambda x: x.mean(1), value, n_resamples=cfg.n_bootstrap, seed=seed, batched=True)
-            for key, value in parts.items()}
-
-
-def in_band(real, other) -> float:
-    """Fraction of entries where ``other``'s bootstrap median lies inside ``real``'s 95 % band."""
-    low, high = real.bands[real.percentiles.index(2.5)], real.bands[real.percentiles.index(97.5)]
-    median = other.bands[other.percentiles.index(50.0)]
-    return float(np.mean((median >= low) & (median <= high)))
-
-
-def bootstrap_intersection(counts_real: np.ndarray, counts_other: np.ndarray, cfg: GanEvalConfig,
-                           seed: int) -> tuple[float, float]:
-    """Mean and std over bootstrap draws of the intersection of the two sets' summed histograms."""
-    result = bootstrap(lambda a, b: intersection(a.sum(1), b.sum(1)), counts_real, counts_other,
-                       n_resamples=cfg.n_bootstrap, seed=seed, batched=True)
-    return float(result.mean), float(result.std)
-
-
-def slice_indices(ell: np.ndarray, cfg: GanEvalConfig) -> list[int]:
-    """Spectrum bins nearest to ``cfg.slice_ells``; a multipole beyond Nyquist is a config error."""
-    too_high = [e for e in cfg.slice_ells if e > ell[-1] * 1.0001]
-    if too_high:
-        raise ConfigError(f"gan_eval.slice_ells {too_high} exceed the patches' Nyquist multipole "
-                          f"{ell[-1]:.0f}; choose multipoles between {ell[0]:.0f} and {ell[-1]:.0f}")
-    return [int(np.argmin(np.abs(ell - e))) for e in cfg.slice_ells]
-
-
-def power_slice_intersections(real: MapSet, other: MapSet, ell: np.ndarray, cfg: GanEvalConfig,
-                              seed: int) -> dict[str, float]:
-    """Bootstrap-mean intersection of ``log10 C_ℓ`` histograms at each slice multipole (common bins)."""
-    out = {}
-    for j in slice_indices(ell, cfg):
-        a, b = np.log10(real.cl[:, j]), np.log10(other.cl[:, j])
-        value_range = (min(a.min(), b.min()), max(a.max(), b.max()))
-        counts = [histogram_counts(x[:, None], cfg.slice_bins, value_range) for x in (a, b)]
-        out[f"ell_{ell[j]:.0f}"] = bootstrap_intersection(*counts, cfg, seed)[0]
-    return out
-
-
-def _symmetries(maps: np.ndarray) -> np.ndarray:
-    """The 8 rotations/flips of each map, [8, B, N, N] (training augments real maps with them).
-
-    numpy, not torch: ``torch.flip`` on CPU is ~50x slower here.
-    """
-    turns = [np.rot90(maps, k, axes=(-2, -1)) for k in range(4)]
-    return np.stack(turns + [t[..., ::-1] for t in turns])
-
-
-def nearest_neighbour_distances(queries: np.ndarray, reference: np.ndarray, device: str,
-                                leave_one_out: bool = False) -> np.ndarray:
-    """RMS pixel difference [u] between each query map and its nearest reference map.
-
-    Each query is compared in all 8 orientations, so a rotated or mirrored copy of a training map
-    counts as a copy. With ``leave_one_out`` the queries are the reference set and map ``i`` is not
-    its own neighbour.
-    """
-    ref = torch.as_tensor(reference, dtype=torch.float32, device=device).flatten(1)
-    ref_sq = (ref**2).sum(1)
-    out = np.empty(len(queries))
-    for start in range(0, len(queries), NN_CHUNK):
-        block = np.asarray(queries[start:start + NN_CHUNK], dtype=np.float32)
-        q = torch.as_tensor(_symmetries(block), device=device).flatten(2)  # [8, B, P]
-        dist_sq = (q**2).sum(-1, keepdim=True) + ref_sq - 2.0 * q @ ref.T  # [8, B, n_ref]
-        if leave_one_out:
-            rows = torch.arange(len(block), device=device)
-            dist_sq[:, rows, start + rows] = float("inf")
-        out[start:start + len(block)] = dist_sq.amin(dim=(0, 2)).clamp_min(0).cpu().numpy()
-    return np.sqrt(out / ref.shape[1])
 
 
 def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig, seed: int,
@@ -214,24 +92,6 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
     return metrics, steps
 
 
-def score(real: MapSet, other: MapSet, means: dict, ell: np.ndarray, nn_real: np.ndarray,
-          device: str, cfg: GanEvalConfig, seed: int, index: int) -> tuple[dict, np.ndarray]:
-    """All statistics of one candidate set against the real one, and its gen→real NN distances."""
-    inter_seed = derived_seed(seed, Stream.GAN_EVAL_INTERSECTION + index)
-    hi_mean, hi_std = bootstrap_intersection(real.hist, other.hist, cfg, inter_seed)
-    nn_other = nearest_neighbour_distances(other.unit, real.unit, device)
-    metrics = {
-        "frechet_distance": spectra_frechet_distance(real.cl, other.cl),
-        "histogram_intersection": hi_mean,
-        "histogram_intersection_std": hi_std,
-        "spectrum_in_band": in_band(means[real.name]["log_cl"], means[other.name]["log_cl"]),
-        "power_slices": power_slice_intersections(real, other, ell, cfg, inter_seed),
-        "nearest_neighbour_ratio": float(np.median(nn_other) / np.median(nn_real)),
-    }
-    for k in range(3):
-        metrics[f"minkowski_v{k}_in_band"] = in_band(means[real.name][f"v{k}"], means[other.name][f"v{k}"])
-    return metrics, nn_other
-
 
 def _check_model(meta: dict, config: dict) -> None:
     """The generator must have been trained on this patch set's geometry and normalisation."""
@@ -253,8 +113,9 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     _check_model(meta, config)
     slice_indices(ell_bins(int(meta["npix"]), meta["size_deg"]), cfg)  # fail before any work
     size_deg, log_min, log_max = meta["size_deg"], meta["log_min"], meta["log_max"]
-    real_mjysr = all_mjysr[split.indices(meta, split.TRAIN)]
-    held_mjysr = all_mjysr[split.indices(meta, split.VAL, split.TEST)]
+    train, held = split.indices(meta, split.TRAIN), split.indices(meta, split.VAL, split.TEST)
+    real_mjysr, held_mjysr = all_mjysr[train], all_mjysr[held]
+    blocks = split.sky_blocks(meta["lon_deg"], meta["lat_deg"], cfg.block_nside)
     real_unit = to_unit(real_mjysr, log_min, log_max)
     rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
@@ -263,13 +124,17 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     candidates = [("real", "real patches", real_unit, real_mjysr),
                   ("gan", "GAN", gen_unit, from_unit(gen_unit, log_min, log_max)),
                   ("baseline_gaussian", BASELINES["baseline_gaussian"],
-                   *gaussian_baseline(real_mjysr, size_deg, cfg.baseline_pad, base_rng)),
+                   *gaussian_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng)),
                   ("baseline_lognormal", BASELINES["baseline_lognormal"],
                    *lognormal_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng))]
-    sets = [measure(*c, size_deg, cfg) for c in tqdm(candidates, desc="statistics", unit="set")]
+    sets = [measure(*c, size_deg, cfg, blocks[train] if c[0] == "real" else None)
+            for c in tqdm(candidates, desc="statistics", unit="set")]
     held_out = measure("held_out", "held-out patches", to_unit(held_mjysr, log_min, log_max), held_mjysr,
-                       size_deg, cfg)
-    return sets, {"generator": generator, "config": config, "meta": meta, "held_out": held_out}
+                       size_deg, cfg, blocks[held])
+    lon, lat = np.asarray(meta["lon_deg"])[train], np.asarray(meta["lat_deg"])[train]
+    halves = split.sky_disjoint_halves(lon, lat, size_deg)
+    return sets, {"generator": generator, "config": config, "meta": meta, "held_out": held_out, "halves": halves}
+
 
 
 def held_out_scores(params: Params, sets: list[MapSet], held: MapSet, ell: np.ndarray, device: str) -> dict:
@@ -295,12 +160,10 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
         scores[other.name], nn[other.name] = score(real, other, means, ell, nn_real, device, cfg, seed, i)
     latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed,
                                       params.gan.sample_batch)
-    half = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_HALVES)).permutation(len(real.cl))
-    half = np.array_split(half, 2)
     metrics = {
         **scores["gan"], **latent,
-        "frechet_distance_real_halves": spectra_frechet_distance(real.cl[half[0]], real.cl[half[1]]),
-        **{name: scores[name] for name in BASELINES},
+        **floor_and_calibration(real, context["halves"], len(sets[1].unit), cfg, seed),
+        **{name: scores[name] | {"matches": MATCHES[name]} for name in BASELINES},
         "held_out": held_out_scores(params, sets, context["held_out"], ell, device),
         "reference": "train-region patches", "split_scheme": meta["split_scheme"],
         "is_held_out": split.held_out(meta),

@@ -62,7 +62,13 @@ def results_markdown(gan: dict, separation: dict) -> str:
     for label, key, fmt in GAN_ROWS:
         columns = (gan, held["gan"], gan["baseline_gaussian"], gan["baseline_lognormal"])
         lines.append(f"| {label} | " + " | ".join(_cell(m, key, fmt) for m in columns) + " |")
-    lines += ["", f"Two random halves of the real set give d_F = {gan['frechet_distance_real_halves']:.3g}.", "",
+    cal, sizes = gan["in_band_calibration"], gan["real_halves_sizes"]
+    lines += ["", f"Floor: two sky-disjoint halves of the training region ({sizes[0]} and {sizes[1]} patches) give "
+              f"d_F = {gan['frechet_distance_real_halves']:.3g}, or {gan['frechet_floor']:.3g} scaled to the "
+              f"{gan['n_real']}-vs-{gan['n_generated']} comparison above. Calibration of the in-band test "
+              f"(one half against the other, nominal 0.95): spectrum {cal['spectrum_in_band']:.2f}, "
+              f"V0 {cal['minkowski_v0_in_band']:.2f}, V1 {cal['minkowski_v1_in_band']:.2f}, "
+              f"V2 {cal['minkowski_v2_in_band']:.2f}. Bands are block bootstraps over sky regions.", "",
               f"**ResUNet against ILC** ({separation['n_test']} test maps: {separation['n_test_dust_maps']} "
               f"test-region dust maps × {separation['realisations_per_map']} CMB + noise draws, instrument "
               f"`{separation['instrument']}`, {separation['mc_passes']} MC-dropout passes):", "",

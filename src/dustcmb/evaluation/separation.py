@@ -64,7 +64,7 @@ def residual_sums(est_uk: np.ndarray, true_uk: np.ndarray) -> np.ndarray:
 
 def spectrum_scores(ell: np.ndarray, cl_est: np.ndarray, cl_true: np.ndarray, residual_sq: np.ndarray,
                     n_pixels: int) -> dict:
-    """Median ratio per ℓ, ``ell_max_1pct`` and map RMSEs of one estimator (spectra ``[n, N/2]``)."""
+    """Median ratio per ℓ, ``ell_max_1pct`` and map RMSEs of one estimator (spectra ``[n, n_bins]``)."""
     ratio = cl_est / cl_true
     abs_error = np.median(np.abs(ratio - 1.0), axis=0)
     rmse, rmse_nomono = np.sqrt(residual_sq / n_pixels)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dustcmb.stats.power import power_spectrum
+from dustcmb.stats.power import n_bins, power_spectrum
 
 BN_MOMENTUM = 0.1
 LEAKY_SLOPE = 0.2
@@ -105,8 +105,9 @@ class MapDiscriminator(nn.Module):
 class PowerDiscriminator(nn.Module):
     """Map ``[B, 1, N, N]`` -> logit judged on its fractional power spectrum ``C_ℓ / C̄_ℓ^real - 1``.
 
-    The spectrum is :func:`dustcmb.stats.power_spectrum` of the unit-domain map (differentiable, N/2
-    bins); ``C̄^real`` is the mean over the real set, a buffer saved with the state dict. Three 1-D
+    The spectrum is :func:`dustcmb.stats.power_spectrum` of the unit-domain map (differentiable, its
+    ``n_bins(N)`` reported bins); ``C̄^real`` is the mean over the real set, a buffer saved with the
+    state dict. Three 1-D
     convolutions (``width, 2 width, 4 width`` features; kernels 5, 2, 2; stride 2) with LeakyReLU and
     BatchNorm (except after the first), then a dense layer.
 
@@ -118,30 +119,33 @@ class PowerDiscriminator(nn.Module):
         Patch side in degrees (sets the multipoles; the fractional spectrum does not depend on it).
     width : int
         Features of the first convolution.
-    mean_cl : torch.Tensor [npix/2]
+    mean_cl : torch.Tensor [n_bins(npix)]
         Mean real ``C_ℓ`` of the unit-domain maps [unit² sr].
     """
 
     def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor) -> None:
         super().__init__()
         _check_npix(npix)
-        if mean_cl.shape != (npix // 2,) or not bool(torch.all(mean_cl > 0)):
-            raise ValueError(f"mean_cl must be a positive vector of {npix // 2} bins")
+        bins = n_bins(npix)
+        if mean_cl.shape != (bins,) or not bool(torch.all(mean_cl > 0)):
+            raise ValueError(f"mean_cl must be a positive vector of {bins} bins")
         self.size_deg = size_deg
         self.register_buffer("mean_cl", mean_cl.detach().clone().float())
         widths = [1, width, 2 * width, 4 * width]
         kernels, paddings = (5, 2, 2), (2, 0, 0)
         layers: list[nn.Module] = []
+        length = bins
         for i in range(3):
             layers += [nn.Conv1d(widths[i], widths[i + 1], kernels[i], stride=2, padding=paddings[i]),
                        nn.LeakyReLU(LEAKY_SLOPE)]
             if i > 0:
                 layers.append(nn.BatchNorm1d(widths[i + 1], momentum=BN_MOMENTUM))
+            length = (length + 2 * paddings[i] - kernels[i]) // 2 + 1
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(widths[-1] * (npix // 16), 1)
+        self.head = nn.Linear(widths[-1] * length, 1)
 
     def fractional_spectrum(self, maps: torch.Tensor) -> torch.Tensor:
-        """``C_ℓ / C̄_ℓ^real - 1`` of maps ``[B, 1, N, N]``, shape ``[B, 1, N/2]``."""
+        """``C_ℓ / C̄_ℓ^real - 1`` of maps ``[B, 1, N, N]``, shape ``[B, 1, n_bins(N)]``."""
         _, cl = power_spectrum(maps, self.size_deg)
         return cl / self.mean_cl - 1.0
 

@@ -83,8 +83,8 @@ class RealSet:
 
     meta: dict  # meta.json of the patch set (npix, size_deg, log_min, log_max, ...)
     unit: torch.Tensor  # [n, 1, N, N] real maps in the unit domain
-    cl: np.ndarray  # [n, N/2] C_ℓ of the real maps in MJy/sr, for d_F
-    mean_unit_cl: torch.Tensor  # [N/2] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
+    cl: np.ndarray  # [n, n_bins] C_ℓ of the real maps in MJy/sr, for d_F
+    mean_unit_cl: torch.Tensor  # [n_bins] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
 
 

@@ -79,3 +79,29 @@ def indices(meta: dict, *names: str) -> np.ndarray:
 def held_out(meta: dict) -> bool:
     """Whether the patch set's validation and test patches share no sky with its training patches."""
     return meta.get("split_scheme") == "regions"
+
+
+def sky_blocks(lon_deg, lat_deg, nside: int) -> np.ndarray:
+    """Sky region of every patch centre: its HEALPix pixel at ``nside`` (2: 48 regions of ≈ 29°).
+
+    Patches 5° apart overlap heavily, so a bootstrap must resample regions, not patches; at
+    ``nside`` 2 a region is about one and a half patch widths across.
+    """
+    import healpy as hp
+
+    return hp.ang2pix(nside, np.asarray(lon_deg, float), np.asarray(lat_deg, float), lonlat=True)
+
+
+def sky_disjoint_halves(lon_deg, lat_deg, size_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of two halves of the given patches (l < 180° and l ≥ 180°) that share no sky.
+
+    A patch of either half whose footprint touches the other half is dropped, so the halves are
+    independent samples of the sky for calibrating comparisons between sets.
+    """
+    lon, lat = np.asarray(lon_deg, float), np.asarray(lat_deg, float)
+    first = lon % 360.0 < 180.0
+    touches = overlap_matrix(lon, lat, size_deg)
+    keep_a = first & ~touches[:, ~first].any(axis=1)
+    keep_b = ~first & ~touches[:, first].any(axis=1)
+    return np.flatnonzero(keep_a), np.flatnonzero(keep_b)
+

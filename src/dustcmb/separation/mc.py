@@ -44,9 +44,9 @@ class McPrediction:
     ----------
     mean_uk, std_uk : ndarray [n, N, N]
         Per-pixel mean (the estimate) and standard deviation of the passes' CMB maps [µK_CMB].
-    cl_quantiles_uk2 : ndarray [n, len(QUANTILES), N/2]
+    cl_quantiles_uk2 : ndarray [n, len(QUANTILES), n_bins]
         Quantiles over passes of each pass's ``C_ℓ`` [µK_CMB² sr].
-    ell : ndarray [N/2]
+    ell : ndarray [n_bins]
         Multipoles of the spectrum rings.
     """
 

@@ -1,7 +1,7 @@
 """The Bayesian ResUNet (docs/science.md#bayesian-resunet, paper Table 2): a pure ``nn.Module``.
 
 Input: the normalised multi-frequency patch ``[B, C, N, N]``; output: the normalised CMB map
-``[B, 1, N, N]`` and, as a second head, its flat-sky ``D_ℓ = ℓ(ℓ+1)C_ℓ/2π`` ``[B, N/2]`` from
+``[B, 1, N, N]`` and, as a second head, its flat-sky ``D_ℓ = ℓ(ℓ+1)C_ℓ/2π`` ``[B, n_bins]`` from
 :func:`dustcmb.stats.power_spectrum` (in network units², i.e. µK² / ``target_scale_uk``²).
 
 Depth follows the input size: stride-2 encoder blocks halve the map until it is 1×1, so there are
@@ -106,12 +106,12 @@ class ResUNet(nn.Module):
                 "base_channels": self.base_channels, "dropout": list(self.dropout)}
 
     def spectrum(self, maps: torch.Tensor) -> torch.Tensor:
-        """``D_ℓ`` [(map unit)²] of maps ``[B, 1, N, N]`` at the rings of :func:`power_spectrum`: ``[B, N/2]``."""
+        """``D_ℓ`` [(map unit)²] of maps ``[B, 1, N, N]`` at the bins of :func:`power_spectrum`: ``[B, n_bins]``."""
         ell, cl = power_spectrum(maps[:, 0], self.size_deg)
         return dl_from_cl(ell, cl)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised inputs ``[B, C, N, N]`` → (CMB map ``[B, 1, N, N]``, its ``D_ℓ`` ``[B, N/2]``)."""
+        """Normalised inputs ``[B, C, N, N]`` → (CMB map ``[B, 1, N, N]``, its ``D_ℓ`` ``[B, n_bins]``)."""
         skips = []
         for block in self.encoder:
             skips.append(x)

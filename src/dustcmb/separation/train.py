@@ -51,7 +51,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def mean_target_dl(train_set: SeparationDataset, size_deg: float) -> torch.Tensor:
-    """Expected ``D_ℓ`` of the training targets in network units² at the estimator's rings ``[N/2]``."""
+    """Expected ``D_ℓ`` of the training targets in network units² at the estimator's rings ``[n_bins]``."""
     sim, norm = train_set.simulator, train_set.normalisation
     cl_uk2 = bin_theory(sim.bank.ell, sim.bank.cl_uk2.mean(axis=0), sim.npix, size_deg)
     dl = dl_from_cl(ell_bins(sim.npix, size_deg), cl_uk2) / norm.target_scale_uk**2
@@ -110,7 +110,7 @@ class Trainer:
 
     model: ResUNet
     opt: torch.optim.Adamax
-    dl_ref: torch.Tensor  # [N/2] mean target D_ℓ in network units², the spectrum loss's scale
+    dl_ref: torch.Tensor  # [n_bins] mean target D_ℓ in network units², the spectrum loss's scale
     sets: dict[str, SeparationDataset]
     device: str
 

@@ -1,6 +1,6 @@
 """Statistics shared by every stage: power spectra, Minkowski functionals, Fréchet distance, histograms."""
 
-from dustcmb.stats.bootstrap import BootstrapResult, bootstrap
+from dustcmb.stats.bootstrap import BootstrapResult, bootstrap, resample_weights, summarise
 from dustcmb.stats.frechet import frechet_distance, spectra_frechet_distance
 from dustcmb.stats.histogram import histogram_counts, histogram_intersection, intersection
 from dustcmb.stats.minkowski import minkowski
@@ -18,5 +18,7 @@ __all__ = [
     "intersection",
     "minkowski",
     "power_spectrum",
+    "resample_weights",
     "spectra_frechet_distance",
+    "summarise",
 ]

@@ -85,14 +85,7 @@ def bootstrap(
     for start in tqdm(range(0, n_resamples, step), disable=not progress, desc="bootstrap", unit="block"):
         resampled = [s[d[start : start + step] if batched else d[start]] for s, d in zip(sets, draws)]
         blocks.append(_evaluate(statistic, resampled, step if batched else None, n_resamples - start))
-    replicates = np.concatenate(blocks)
-    return BootstrapResult(
-        mean=replicates.mean(0),
-        std=replicates.std(0, ddof=1),
-        percentiles=levels,
-        bands=np.percentile(replicates, levels, axis=0),
-        replicates=replicates,
-    )
+    return summarise(np.concatenate(blocks), levels)
 
 
 def _evaluate(statistic, resampled, step, left: int) -> np.ndarray:
@@ -124,3 +117,27 @@ def _check(sets, n_resamples: int, percentiles) -> tuple[float, ...]:
     if not all(0.0 <= p <= 100.0 for p in levels):
         raise InputError(f"percentiles must lie in [0, 100], got {levels}")
     return levels
+
+
+def resample_weights(groups, n_resamples: int, seed: int) -> np.ndarray:
+    """Multiplicity of every row in each resample of a (block) bootstrap: float64 [n_resamples, n].
+
+    Rows sharing a group (a sky region) are resampled together: each resample draws as many groups as
+    there are, with replacement, so correlated rows never count as independent. With one group per
+    row this is the ordinary bootstrap, drawn exactly as :func:`bootstrap` draws it for one set.
+    Statistics that are (weighted) sums or means over rows follow as ``weights @ rows``.
+    """
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(inverse.max()) + 1
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_resamples, n_groups))
+    flat = (draws + n_groups * np.arange(n_resamples)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
+    return counts[:, inverse].astype(np.float64)
+
+
+def summarise(replicates: np.ndarray, percentiles=(2.5, 16.0, 50.0, 84.0, 97.5)) -> BootstrapResult:
+    """A :class:`BootstrapResult` from a statistic's values on every resample, [n_resamples, ...]."""
+    replicates = np.asarray(replicates, dtype=np.float64)
+    levels = tuple(float(p) for p in percentiles)
+    return BootstrapResult(mean=replicates.mean(0), std=replicates.std(0, ddof=1), percentiles=levels,
+                           bands=np.percentile(replicates, levels, axis=0), replicates=replicates)
