@@ -118,7 +118,11 @@ def combine(weights: np.ndarray, channels_uk: np.ndarray) -> np.ndarray:
     return np.einsum("...c,...cij->...ij", weights, channels_uk.astype(np.float64))
 
 
+def ilc_combine(channels_uk: np.ndarray) -> np.ndarray:
+    """Pixel-ILC CMB ``[..., N, N]`` [µK_CMB] of beam-free channels ``[..., C, N, N]`` [µK_CMB]."""
+    return combine(ilc_weights(channels_uk), channels_uk)
+
+
 def ilc_cmb_uk(channels_uk: np.ndarray, fwhm_arcmin, pixel_arcmin: float) -> np.ndarray:
     """ILC CMB estimate ``[..., N, N]`` [µK_CMB] of observed channels ``[..., C, N, N]`` [µK_CMB]."""
-    clean = beam_free(channels_uk, fwhm_arcmin, pixel_arcmin)
-    return combine(ilc_weights(clean), clean)
+    return ilc_combine(beam_free(channels_uk, fwhm_arcmin, pixel_arcmin))
