@@ -108,3 +108,39 @@ def test_constrained_ilc_beats_the_ilc_with_noise_and_beams():
 
     assert rms(cilc_cmb_uk(beamed, fwhm, PIXEL, mixing)) < rms(ilc_cmb_uk(beamed, fwhm, PIXEL))
     assert np.isfinite(hilc_cmb_uk(beamed, fwhm, PIXEL)).all()
+
+
+def test_ell_range_survives_one_failing_bin():
+    """ell_range_1pct: the widest run of bins with |bias| < 1 % + 2σ; ring 1 failing does not zero it."""
+    from dustcmb.evaluation.separation import ell_max_within, ell_range_within
+
+    ell = 18.0 * np.arange(1, 9)
+    bias = np.array([0.05, 0.0, 0.005, -0.02, 0.001, 0.002, -0.004, 0.03])
+    err = np.array([0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.02])  # last: 3 % ± 2 × 2 % passes
+    assert ell_max_within(ell, np.abs(bias)) == 0.0
+    assert ell_range_within(ell, bias, err) == [ell[4], ell[7]]  # bins 5–8 beat bins 2–3
+    assert ell_range_within(ell, bias, np.zeros(8)) == [ell[4], ell[6]]  # without errors bin 8 fails
+    tie = np.array([0.05, 0.0, 0.0, 0.05, 0.0, 0.0, 0.05, 0.0])
+    assert ell_range_within(ell, tie, np.zeros(8)) == [ell[1], ell[2]]  # equally wide runs: the lowest
+    assert ell_range_within(ell, np.full(8, 0.5), err) == [0.0, 0.0]
+
+
+def test_spectrum_scores_of_a_perfect_and_a_scaled_estimate():
+    """Bias, its standard error and residual power of Ĉ = C (perfect) and of an estimate 0.9 × truth."""
+    from dustcmb.evaluation.separation import residual_sums, spectrum_scores
+    from dustcmb.stats.power import power_spectrum
+
+    _, cmb, *_ = _sky(5)
+    ell, cl = power_spectrum(cmb, SIZE)
+    scaled = 0.9 * cmb
+    _, cl_scaled = power_spectrum(scaled, SIZE)
+    _, cl_res = power_spectrum(scaled - cmb, SIZE)
+    perfect = spectrum_scores(ell, cl, cl, 0 * cl, residual_sums(cmb, cmb), cmb.size)
+    assert perfect["ell_range_1pct"] == [ell[0], ell[-1]] and perfect["map_rmse_uK"] == 0.0
+    np.testing.assert_allclose(perfect["spectrum_bias_per_ell"], 0.0, atol=1e-12)
+    s = spectrum_scores(ell, cl_scaled, cl, cl_res, residual_sums(scaled, cmb), cmb.size)
+    np.testing.assert_allclose(s["spectrum_bias_per_ell"], 0.81 - 1, rtol=1e-9)
+    np.testing.assert_allclose(s["spectrum_bias_err_per_ell"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(s["residual_power_ratio_per_ell"], 0.01, rtol=1e-9)
+    assert s["ell_range_1pct"] == [0.0, 0.0]
+    assert s["map_rmse_uK"] == pytest.approx(0.1 * np.sqrt((cmb**2).mean()))
