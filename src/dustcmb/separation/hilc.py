@@ -20,7 +20,7 @@ at least ``MIN_RINGS`` (2) rings wide; at 64² they are rings 1–2, 3–4, 5–
 21–32 (+ corners). Few modes per band raise the ILC bias (the chance CMB–foreground correlation is
 removed with the foreground): rings 1–2 hold only 20 Fourier modes at any N. In a synthetic check
 (camb CMB, Planck-like noise and beams, log-normal dust crops at 64²) the residual power in rings
-1–2 was ≈ 10–16 % of the CMB's, against ≈ 3.5 % for the pixel ILC; from ℓ ≈ 300 up it was at or
+1–2 was ≈ 9–16 % of the CMB's, against ≈ 3.5 % for the pixel ILC; from ℓ ≈ 300 up it was at or
 below the pixel ILC's. Wider low bands (≥ 160 modes) halve the low-ℓ residual but lose the gain at
 ℓ ≈ 300; the bands are not tuned.
 """

@@ -42,16 +42,17 @@ def deconvolve_beams(channels_uk: np.ndarray, fwhm_arcmin, pixel_arcmin: float,
     filtered by ``1/B_ℓ`` with the same :func:`~dustcmb.simulation.instrument.mirror_filter`: ``D``.
 
     ``D`` inverts the forward beam ``L`` (:func:`~dustcmb.simulation.instrument.apply_beam`) only
-    approximately: the pixel kernel of a ``B_ℓ`` cut at the Nyquist box rings beyond the margin, so near
-    the edges the padded beamed map differs from the beamed padded sky (round-trip errors of ~1e-3 of
-    the map rms at 64² with 18.75′ pixels, up to ~9 % at the edges for 4.8′ at 256², whose 545 GHz
-    error power alone reached 9× the CMB at ℓ = 2304). Iterative refinement, ``x ← x + D(m − L x)``,
-    removes that: each step shrinks the error by a factor ~10 (7.3′ at 4.69′ pixels) to ~10⁴ (64²),
-    and it stops once a step moves no pixel by more than ``REFINE_RTOL`` of the channel's largest
-    value (3 steps at 64², 3–6 at 256²). The result is then the inverse of the simulator's beam to
-    float rounding, and the classical methods see the beam-free sky. No regularisation: noise is amplified
-    by ``1/B_ℓ`` (at most 1.3× at 64² for the 7.3′ beam, but up to 75× in the 256² Fourier corners),
-    and the ILC weights have to deal with it.
+    approximately: the pixel kernel of a ``B_ℓ`` cut at the Nyquist box rings beyond the margin, so
+    near the edges the padded beamed map differs from the beamed padded sky. On ℓ⁻²·⁵ crops the
+    round-trip errors are ~1e-3 of the map rms at 64² with 18.75′ pixels and 4–24 % at the edges at
+    256²; for a dust-dominated 545 GHz channel at 256² the error power alone reached 9× the CMB at
+    ℓ = 2304. Iterative refinement, ``x ← x + D(m − L x)``, removes that: each step shrinks the error
+    by a factor ~10 (7.3′ at 4.69′ pixels) to ~10⁴ (64²), and it stops once a step moves no pixel by
+    more than ``REFINE_RTOL`` of the channel's largest value (3 steps at 64², 3–6 at 256²). The
+    result is then the inverse of the simulator's beam to float rounding, and the classical methods
+    see the beam-free sky. No regularisation: noise is amplified by ``1/B_ℓ`` (at most 1.3× at 64²
+    for the 7.3′ beam, but up to 75× in the 256² Fourier corners), and the ILC weights have to deal
+    with it.
 
     Parameters
     ----------
