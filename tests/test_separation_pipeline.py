@@ -50,11 +50,15 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     assert metrics["ell"][0] == pytest.approx(18.0)
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
     assert metrics["coverage_68"] == pytest.approx(np.mean(metrics["coverage_68_per_ell"]))
-    for scores in (metrics, metrics["ilc"]):
-        assert len(scores["spectrum_ratio_median_per_ell"]) == n_ell
+    assert sorted(metrics["baselines"]) == ["cilc", "hilc", "ilc"] and metrics["ilc"] == metrics["baselines"]["ilc"]
+    for scores in (metrics, *metrics["baselines"].values()):
+        for key in ("spectrum_ratio_median_per_ell", "spectrum_bias_per_ell", "spectrum_bias_err_per_ell",
+                    "residual_power_ratio_per_ell"):
+            assert len(scores[key]) == n_ell
         assert scores["map_rmse_uK"] >= scores["map_rmse_nomono_uK"] > 0
         assert scores["ell_max_1pct"] in [0.0, *metrics["ell"]]
-    assert sorted(p.name for p in plots.iterdir()) == ["coverage.png", "maps.png", "spectra.png"]
+        assert all(v in [0.0, *metrics["ell"]] for v in scores["ell_range_1pct"])
+    assert sorted(p.name for p in plots.iterdir()) == ["coverage.png", "maps.png", "residual_power.png", "spectra.png"]
     runs = {r.info.run_name: r for r in _runs(tmp_path)}
     assert set(runs) == {"separation-train", "separation-evaluate"}
     assert all(r.info.status == "FINISHED" for r in runs.values())

@@ -27,13 +27,16 @@ GAN_ROWS = [  # (label, key, format)
     ("V2 thresholds inside the real 95 % band", "minkowski_v2_in_band", "{:.2f}"),
     ("nearest-neighbour ratio (≈1: no memorisation)", "nearest_neighbour_ratio", "{:.2f}"),
 ]
-SEPARATION_ROWS = [
+SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
     ("coverage of the 68 % interval (target 0.68; paper 0.93)", "coverage_68", "{:.3f}"),
     ("coverage of the 95 % interval (target 0.95)", "coverage_95", "{:.3f}"),
+    ("ℓ range with mean spectrum bias within 1 % (2σ)", "ell_range_1pct",
+     lambda r: "none" if r[1] == 0 else f"{r[0]:.0f}–{r[1]:.0f}"),
     ("ℓ_max with median spectrum error < 1 %", "ell_max_1pct", "{:.0f}"),
     ("map RMSE [µK_CMB]", "map_rmse_uK", "{:.3g}"),
     ("map RMSE without the patch mean [µK_CMB]", "map_rmse_nomono_uK", "{:.3g}"),
 ]
+SEPARATION_COLUMNS = {"ilc": "ILC", "hilc": "harmonic ILC", "cilc": "constrained ILC"}  # baselines.<name>: header
 
 
 def _load(path: Path) -> dict:
@@ -42,13 +45,15 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _cell(metrics: dict, key: str, fmt: str) -> str:
+def _cell(metrics: dict, key: str, fmt) -> str:
     value = metrics.get(key)
-    return "–" if value is None else fmt.format(value)
+    if value is None:
+        return "–"
+    return fmt(value) if callable(fmt) else fmt.format(value)
 
 
 def results_markdown(gan: dict, separation: dict) -> str:
-    """Markdown tables for the GAN (vs baselines) and the ResUNet (vs ILC)."""
+    """Markdown tables for the GAN (vs baselines) and the ResUNet (vs the classical ``baselines``)."""
     sky = "synthetic stand-in sky" if gan.get("sky_source") == "synthetic" else f"sky: {gan.get('sky_source')}"
     held = gan["held_out"]
     split = ("held-out sky regions" if gan["is_held_out"]
@@ -69,13 +74,18 @@ def results_markdown(gan: dict, separation: dict) -> str:
               f"(one half against the other, nominal 0.95): spectrum {cal['spectrum_in_band']:.2f}, "
               f"V0 {cal['minkowski_v0_in_band']:.2f}, V1 {cal['minkowski_v1_in_band']:.2f}, "
               f"V2 {cal['minkowski_v2_in_band']:.2f}. Bands are block bootstraps over sky regions.", "",
-              f"**ResUNet against ILC** ({separation['n_test']} test maps: {separation['n_test_dust_maps']} "
-              f"test-region dust maps × {separation['realisations_per_map']} CMB + noise draws, instrument "
-              f"`{separation['instrument']}`, {separation['mc_passes']} MC-dropout passes):", "",
-              "| figure of merit | ResUNet (MC dropout) | ILC |", "|---|---|---|"]
+              f"**ResUNet against classical methods** ({separation['n_test']} test maps: "
+              f"{separation['n_test_dust_maps']} test-region dust maps × {separation['realisations_per_map']} "
+              f"CMB + noise draws, instrument `{separation['instrument']}`, {separation['mc_passes']} MC-dropout "
+              "passes; the constrained ILC is given the simulation's dust SED):", "",
+              "| figure of merit | ResUNet (MC dropout) | " + " | ".join(SEPARATION_COLUMNS.values()) + " |",
+              "|---|---|" + "---|" * len(SEPARATION_COLUMNS)]
+    baselines = separation.get("baselines", {})
     for label, key, fmt in SEPARATION_ROWS:
-        lines.append(f"| {label} | {_cell(separation, key, fmt)} | "
-                     f"{'–' if key.startswith('coverage') else _cell(separation['ilc'], key, fmt)} |")
+        cells = [_cell(separation, key, fmt)]
+        cells += ["–" if key.startswith("coverage") else _cell(baselines.get(name, {}), key, fmt)
+                  for name in SEPARATION_COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![Patch footprints by split](docs/figures/splits.png)", "",
               "![GAN spectra](docs/figures/gan_spectra.png)", "",
               "![Cleaned spectra](docs/figures/separation_spectra.png)"]

@@ -1,23 +1,34 @@
-"""``dustcmb separation evaluate``: MC-dropout ResUNet vs ILC on the test split.
+"""``dustcmb separation evaluate``: MC-dropout ResUNet vs classical baselines on the test split.
 
 Conventions: docs/science.md#bayesian-resunet and #multi-frequency-skies.
 
 For every test map (real dust + a fresh CMB): the MC-dropout passes (:mod:`dustcmb.separation.mc`)
 give the estimate (their mean), a per-pixel standard deviation and quantiles of the passes' spectra;
-the ILC (:mod:`dustcmb.separation.ilc`) gives the baseline. All spectra are ``C_ℓ`` [µK_CMB² sr]
-from :func:`dustcmb.stats.power_spectrum` at the true multipoles.
+three classical methods, run on the same observed channels after one shared beam deconvolution
+(:func:`dustcmb.separation.ilc.beam_free`), give the baselines (:data:`BASELINES`): the pixel ILC
+(:mod:`~dustcmb.separation.ilc`), the harmonic ILC (:mod:`~dustcmb.separation.hilc`) and the constrained
+ILC nulling the simulation's dust SED (:mod:`~dustcmb.separation.cilc`). All spectra are ``C_ℓ``
+[µK_CMB² sr] from :func:`dustcmb.stats.power_spectrum` at the true multipoles.
 
 Figures of merit (``metrics/separation.json``):
 
 - ``coverage_68_per_ell`` (``_95``): fraction of test maps whose true ``C_ℓ`` lies inside the
   central 68 % (95 %) interval of their passes' ``C_ℓ``; ``coverage_68`` is its mean over ℓ bins;
-- ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB);
+- ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
+  ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
+- ``spectrum_bias_per_ell``: mean over maps of ``Ĉ_ℓ / C_ℓ − 1``, ``spectrum_bias_err_per_ell`` its
+  standard error (sample std over maps / √n; 0 for a single map);
+- ``residual_power_ratio_per_ell``: mean over maps of ``C_ℓ(estimate − truth) / C_ℓ(truth)``;
 - ``ell_max_1pct``: the largest ℓ such that in every bin up to it the median over maps of
   ``|Ĉ_ℓ / C_ℓ − 1|`` is below 1 % (0 if the first bin already fails);
+- ``ell_range_1pct``: ``[ℓ_lo, ℓ_hi]``, the widest run of consecutive bins in each of which the bias
+  is consistent with 1 %: ``|bias| < 1 % + 2 × its standard error`` (:func:`ell_range_within`); one
+  failing bin splits the range but cannot zero it; ``[0, 0]`` if no bin passes;
 - ``map_rmse_uK``: root-mean-square pixel residual over all test maps [µK_CMB];
   ``map_rmse_nomono_uK`` the same after removing each residual's patch mean (the monopole, which
   the spectra ignore and which dominates the ILC residual: its dust leak is mostly a mean offset);
-- the same spectrum and RMSE figures under ``ilc``.
+- the same spectrum and RMSE figures for every baseline under ``baselines.<name>`` (``ilc``, ``hilc``,
+  ``cilc``); ``ilc`` repeats ``baselines.ilc`` for the command's summary line.
 """
 
 from __future__ import annotations
@@ -35,15 +46,20 @@ from tqdm import tqdm
 from dustcmb import tracking
 from dustcmb.config import Params
 from dustcmb.errors import InputError
-from dustcmb.evaluation.separation_plots import coverage_figure, maps_figure, spectra_figure
-from dustcmb.separation.ilc import ilc_cmb_uk
+from dustcmb.evaluation.separation_plots import coverage_figure, maps_figure, residual_power_figure, spectra_figure
+from dustcmb.separation.cilc import cilc_combine, dust_mixing
+from dustcmb.separation.hilc import hilc_combine
+from dustcmb.separation.ilc import beam_free, ilc_combine
 from dustcmb.separation.mc import QUANTILES, load_model, mc_predict
 from dustcmb.separation.train import EXPERIMENT
 from dustcmb.simulation.store import open_datasets
 from dustcmb.stats.power import power_spectrum
 from dustcmb.storage import atomic_dir, write_json
 
-TOLERANCE = 0.01  # fractional spectrum accuracy that defines ell_max_1pct
+TOLERANCE = 0.01  # fractional spectrum accuracy that defines ell_max_1pct and ell_range_1pct
+N_SIGMA = 2.0  # a bin's bias is within TOLERANCE if |bias| < TOLERANCE + N_SIGMA × its standard error
+BASELINES = {"ilc": "ILC", "hilc": "harmonic ILC", "cilc": "constrained ILC"}  # name: label
+ESTIMATORS = ("est", *BASELINES)  # data-key suffixes: the ResUNet's MC mean, then the baselines
 N_EXAMPLES = 2  # test maps shown in the map figure
 CHUNK = 32  # test maps simulated and processed together
 
@@ -55,6 +71,29 @@ def ell_max_within(ell: np.ndarray, abs_error: np.ndarray, tol: float = TOLERANC
     return float(ell[last - 1]) if last > 0 else 0.0
 
 
+def ell_range_within(ell: np.ndarray, bias: np.ndarray, bias_err: np.ndarray, tol: float = TOLERANCE,
+                     n_sigma: float = N_SIGMA) -> list[float]:
+    """``[ℓ_lo, ℓ_hi]``: the widest run of consecutive bins whose bias is consistent with ``|bias| < tol``.
+
+    A bin passes if ``|bias| < tol + n_sigma × bias_err`` (its mean fractional spectrum error is within
+    ``tol`` up to ``n_sigma`` standard errors). Of equally wide runs the lowest in ℓ is returned;
+    ``[0, 0]`` if no bin passes. Unlike :func:`ell_max_within`, one failing bin (ring 1, say) only
+    splits the range.
+    """
+    ok = np.abs(np.asarray(bias)) < tol + n_sigma * np.asarray(bias_err)
+    runs, start = [], None  # (first, last) bin of every run of passing bins
+    for i, good in enumerate([*ok, False]):
+        if good and start is None:
+            start = i
+        elif not good and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if not runs:
+        return [0.0, 0.0]
+    first, last = max(runs, key=lambda run: (run[1] - run[0], -run[0]))
+    return [float(ell[first]), float(ell[last])]
+
+
 def residual_sums(est_uk: np.ndarray, true_uk: np.ndarray) -> np.ndarray:
     """Sums of squared residuals [µK²] of maps ``[n, N, N]``: as they are, and with each patch mean removed."""
     residual = est_uk - true_uk
@@ -62,45 +101,71 @@ def residual_sums(est_uk: np.ndarray, true_uk: np.ndarray) -> np.ndarray:
     return np.array([(residual**2).sum(), (centred**2).sum()])
 
 
-def spectrum_scores(ell: np.ndarray, cl_est: np.ndarray, cl_true: np.ndarray, residual_sq: np.ndarray,
-                    n_pixels: int) -> dict:
-    """Median ratio per ℓ, ``ell_max_1pct`` and map RMSEs of one estimator (spectra ``[n, n_bins]``)."""
+def spectrum_scores(ell: np.ndarray, cl_est: np.ndarray, cl_true: np.ndarray, cl_residual: np.ndarray,
+                    residual_sq: np.ndarray, n_pixels: int) -> dict:
+    """Spectrum and map figures of one estimator (module docstring) from spectra ``[n, n_bins]``.
+
+    ``cl_est``, ``cl_true`` and ``cl_residual`` are the per-map ``C_ℓ`` of the estimate, the true CMB
+    and their difference; ``residual_sq`` the :func:`residual_sums` over all maps, ``n_pixels`` in all.
+    """
     ratio = cl_est / cl_true
     abs_error = np.median(np.abs(ratio - 1.0), axis=0)
     rmse, rmse_nomono = np.sqrt(residual_sq / n_pixels)
+    bias = (ratio - 1.0).mean(axis=0)
+    n = len(ratio)
+    bias_err = ratio.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(bias)
     return {"spectrum_ratio_median_per_ell": np.median(ratio, axis=0).tolist(),
             "spectrum_abs_error_median_per_ell": abs_error.tolist(), "ell_max_1pct": ell_max_within(ell, abs_error),
+            "spectrum_bias_per_ell": bias.tolist(), "spectrum_bias_err_per_ell": bias_err.tolist(),
+            "ell_range_1pct": ell_range_within(ell, bias, bias_err),
+            "residual_power_ratio_per_ell": (cl_residual / cl_true).mean(axis=0).tolist(),
             "map_rmse_uK": float(rmse), "map_rmse_nomono_uK": float(rmse_nomono)}
 
 
-def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
-    """Run MC dropout and ILC over the first ``n_maps`` maps of a set (default: all of them).
+def classical_estimates(channels_uk: np.ndarray, params: Params) -> dict[str, np.ndarray]:
+    """Every baseline's CMB estimate ``[n, N, N]`` [µK_CMB] of observed channels ``[n, C, N, N]`` [µK_CMB].
 
-    Returns per-map spectra, residual sums and example maps.
+    The beams are undone once and the three methods share the beam-free channels. The constrained ILC
+    nulls the mean SED of ``params.simulation`` (β, T_d): the SED the dust was simulated with.
     """
-    cfg, preset = params.separation, params.simulation.preset
-    norm, pixel_arcmin = test.normalisation, params.patches.pixel_arcmin
-    keys = ("cl_true", "cl_quantiles", "cl_est", "cl_ilc", "cl_channels")
-    out = {k: [] for k in keys} | {"sq_est": np.zeros(2), "sq_ilc": np.zeros(2), "std_sum": 0.0, "examples": []}
+    sim = params.simulation
+    clean = beam_free(channels_uk, sim.preset.beam_fwhm_arcmin, params.patches.pixel_arcmin)
+    mixing = dust_mixing(sim.freqs_ghz, sim.beta, sim.temp_dust_k)
+    return {"ilc": ilc_combine(clean), "hilc": hilc_combine(clean), "cilc": cilc_combine(clean, mixing)}
+
+
+def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
+    """Run MC dropout and the classical baselines over the first ``n_maps`` maps of a set (default: all).
+
+    Returns per-map spectra (``cl_true``, ``cl_quantiles``, ``cl_channels``, and ``cl_<e>`` of each
+    estimate and ``clres_<e>`` of its residual for ``e`` in :data:`ESTIMATORS`), residual sums
+    ``sq_<e>``, the summed MC std and example maps. Maps are processed ``CHUNK`` at a time.
+    """
+    cfg = params.separation
+    norm = test.normalisation
+    keys = ("cl_true", "cl_quantiles", "cl_channels", *(f"{p}_{e}" for p in ("cl", "clres") for e in ESTIMATORS))
+    out = {k: [] for k in keys} | {f"sq_{e}": np.zeros(2) for e in ESTIMATORS} | {"std_sum": 0.0, "examples": []}
     n_maps = len(test) if n_maps is None else min(n_maps, len(test))
-    for start in tqdm(range(0, n_maps, CHUNK), desc="MC dropout + ILC", unit="chunk"):
+    for start in tqdm(range(0, n_maps, CHUNK), desc="MC dropout + baselines", unit="chunk"):
         items = [test.sample_uk(i) for i in range(start, min(start + CHUNK, n_maps))]
         channels_uk = np.stack([c for c, _ in items])
         cmb_uk = np.stack([t for _, t in items]).astype(np.float64)
         inputs = torch.from_numpy(np.asarray(norm.inputs_to_unit(channels_uk), dtype=np.float32))
         pred = mc_predict(model, inputs, norm, cfg.mc_passes, cfg.mc_batch)
-        ilc = ilc_cmb_uk(channels_uk, preset.beam_fwhm_arcmin, pixel_arcmin)
-        ell, spectra = power_spectrum(np.concatenate([cmb_uk, pred.mean_uk, ilc]), params.patches.size_deg)
-        for key, part in zip(("cl_true", "cl_est", "cl_ilc"), np.split(spectra, 3)):
+        estimates = {"est": pred.mean_uk} | classical_estimates(channels_uk, params)
+        maps = [cmb_uk, *(estimates[e] for e in ESTIMATORS), *(estimates[e] - cmb_uk for e in ESTIMATORS)]
+        ell, spectra = power_spectrum(np.concatenate(maps), params.patches.size_deg)
+        names = ["cl_true", *(f"cl_{e}" for e in ESTIMATORS), *(f"clres_{e}" for e in ESTIMATORS)]
+        for key, part in zip(names, np.split(spectra, len(maps))):
             out[key].append(part)
         out["cl_quantiles"].append(pred.cl_quantiles_uk2)
         out["cl_channels"].append(power_spectrum(channels_uk, params.patches.size_deg)[1])
-        out["sq_est"] += residual_sums(pred.mean_uk, cmb_uk)
-        out["sq_ilc"] += residual_sums(ilc, cmb_uk)
+        for e in ESTIMATORS:
+            out[f"sq_{e}"] += residual_sums(estimates[e], cmb_uk)
         out["std_sum"] += float(pred.std_uk.sum())
         for j in range(min(N_EXAMPLES - len(out["examples"]), len(items))):
             out["examples"].append({"channels_uk": channels_uk[j], "cmb_uk": cmb_uk[j], "mean_uk": pred.mean_uk[j],
-                                    "std_uk": pred.std_uk[j], "ilc_uk": ilc[j]})
+                                    "std_uk": pred.std_uk[j]} | {f"{b}_uk": estimates[b][j] for b in BASELINES})
     return {k: np.concatenate(v) if k in keys else v for k, v in out.items()} | {"ell": ell}
 
 
@@ -110,29 +175,34 @@ def metrics_from(data: dict, params: Params, n_pixels: int) -> dict:
     lo95, lo68, _, hi68, hi95 = (q[:, k] for k in range(len(QUANTILES)))
     cov68 = ((lo68 <= cl_true) & (cl_true <= hi68)).mean(axis=0)
     cov95 = ((lo95 <= cl_true) & (cl_true <= hi95)).mean(axis=0)
+
+    def scores(e: str) -> dict:
+        return spectrum_scores(ell, data[f"cl_{e}"], cl_true, data[f"clres_{e}"], data[f"sq_{e}"], n_pixels)
+
+    baselines = {b: scores(b) for b in BASELINES}
     return {"n_test": int(len(cl_true)), "mc_passes": params.separation.mc_passes,
             "instrument": params.simulation.instrument, "ell": ell.tolist(),
             "coverage_68": float(cov68.mean()), "coverage_95": float(cov95.mean()),
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),
-            **spectrum_scores(ell, data["cl_est"], cl_true, data["sq_est"], n_pixels),
-            "mean_pixel_std_uK": data["std_sum"] / n_pixels,
-            "ilc": spectrum_scores(ell, data["cl_ilc"], cl_true, data["sq_ilc"], n_pixels)}
+            **scores("est"), "mean_pixel_std_uK": data["std_sum"] / n_pixels,
+            "baselines": baselines, "ilc": baselines["ilc"]}
 
 
 def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path, plots_dir: Path,
              device: str = "cpu", params_file: Path | None = None, root: Path | None = None) -> dict:
-    """Evaluate the trained ResUNet and the ILC on the test split; write metrics and figures.
+    """Evaluate the trained ResUNet and the classical baselines on the test split; write metrics and figures.
 
     Parameters
     ----------
     params : Params
-        ``separation.mc_passes``/``mc_batch``, ``seed`` (dropout masks), ``simulation`` (beams for ILC).
+        ``separation.mc_passes``/``mc_batch``, ``seed`` (dropout masks), ``simulation`` (beams, dust SED).
     data_dir, model_dir : Path
         From ``dustcmb separation data`` and ``dustcmb separation train``.
     metrics_path : Path
         JSON written atomically (see the module docstring for its keys).
     plots_dir : Path
-        Replaced atomically by ``maps.png`` (Fig 6), ``spectra.png`` (Fig 7) and ``coverage.png``.
+        Replaced atomically by ``maps.png`` (Fig 6), ``spectra.png`` (Fig 7), ``coverage.png`` and
+        ``residual_power.png`` (residual over CMB power per ℓ, every method).
     device : str
         ``cpu`` or ``cuda`` (already resolved).
 
@@ -155,8 +225,9 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     metrics |= {"n_test_dust_maps": int(test.source_index.size), "realisations_per_map": test.realisations,
                 "split_scheme": manifest["split_scheme"], "is_held_out": manifest["held_out"]}
     figures = {"maps.png": maps_figure(data["examples"], params.simulation.freqs_ghz),
-               "spectra.png": spectra_figure(data["ell"], data, params.simulation.freqs_ghz),
-               "coverage.png": coverage_figure(data["ell"], metrics)}
+               "spectra.png": spectra_figure(data["ell"], data, params.simulation.freqs_ghz, BASELINES),
+               "coverage.png": coverage_figure(data["ell"], metrics),
+               "residual_power.png": residual_power_figure(data["ell"], metrics, BASELINES)}
     run_params = {"separation": dataclasses.asdict(params.separation), "instrument": params.simulation.instrument,
                   "n_test": len(test), "device": device}
     tags = tracking.pipeline_tags(params_file) | {"train_run_id": str(config.get("mlflow_run_id"))}
@@ -170,6 +241,6 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
             plt.close(fig)
         scores = ("ell_max_1pct", "map_rmse_uK", "map_rmse_nomono_uK")
         mlflow.log_metrics({k: metrics[k] for k in ("coverage_68", "coverage_95", "mean_pixel_std_uK", *scores)}
-                           | {f"ilc_{k}": metrics["ilc"][k] for k in scores})
+                           | {f"{b}_{k}": metrics["baselines"][b][k] for b in BASELINES for k in scores})
         mlflow.log_artifact(str(metrics_path))
     return metrics

@@ -1,4 +1,4 @@
-"""Figures of ``dustcmb separation evaluate``: paper Figs 6 and 7 and the coverage per ℓ (PNG, Agg)."""
+"""Figures of ``dustcmb separation evaluate``: paper Figs 6 and 7, coverage and residual power per ℓ (PNG, Agg)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,13 @@ def _band(ax, ell: np.ndarray, ratio: np.ndarray, color: str, label: str) -> Non
     ax.plot(ell, p[2], color=color, lw=1.5, label=label)
 
 
-def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz) -> plt.Figure:
-    """Fig 7: contaminated and cleaned ``C_ℓ`` over the true CMB ``C_ℓ`` (median, 68 % and 95 % bands)."""
+def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz, baselines: dict[str, str] | None = None) -> plt.Figure:
+    """Fig 7: contaminated and cleaned ``C_ℓ`` over the true CMB ``C_ℓ`` (median, 68 % and 95 % bands).
+
+    ``baselines`` maps the classical methods' data keys (``cl_<name>``) to labels (default: the ILC
+    alone); the first gets bands, the others their median only, so that the panel stays legible.
+    """
+    baselines = {"ilc": "ILC"} if baselines is None else baselines
     cl_true = data["cl_true"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = plt.cm.plasma(np.linspace(0.1, 0.8, len(freqs_ghz)))
@@ -51,7 +56,12 @@ def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz) -> plt.Figure:
     left.set_yscale("log")
     left.set_title("contaminated")
     _band(right, ell, data["cl_est"] / cl_true, "C0", "ResUNet (MC mean)")
-    _band(right, ell, data["cl_ilc"] / cl_true, "C1", "ILC")
+    for k, (name, label) in enumerate(baselines.items()):
+        ratio = data[f"cl_{name}"] / cl_true
+        if k == 0:
+            _band(right, ell, ratio, "C1", label)
+        else:
+            right.plot(ell, np.median(ratio, axis=0), color=f"C{k + 1}", lw=1.2, ls="--", label=f"{label} (median)")
     right.axhspan(0.99, 1.01, color="grey", alpha=0.3, lw=0, label="±1 %")
     right.set_title("cleaned")
     for ax in (left, right):
@@ -60,6 +70,25 @@ def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz) -> plt.Figure:
         ax.set_ylabel("C_ℓ / C_ℓ(true CMB)")
         ax.legend(fontsize=8)
     fig.suptitle("Test set: median over maps, 68 % and 95 % bands")
+    fig.tight_layout()
+    return fig
+
+
+def residual_power_figure(ell: np.ndarray, metrics: dict, baselines: dict[str, str]) -> plt.Figure:
+    """Mean over test maps of ``C_ℓ(estimate − truth) / C_ℓ(truth)`` for the ResUNet and every baseline (log y)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    curves = [("ResUNet (MC mean)", metrics)]
+    curves += [(label, metrics["baselines"][name]) for name, label in baselines.items()]
+    for k, (label, scores) in enumerate(curves):
+        ratio = np.asarray(scores["residual_power_ratio_per_ell"], dtype=float)
+        shown = np.where(ratio > 0, ratio, np.nan)  # a perfect estimate (0) has no place on a log axis
+        ax.plot(ell, shown, color=f"C{k}", marker=".", lw=1.2, label=label)
+    ax.axhline(0.01, color="grey", ls=":", lw=0.8, label="1 % of the CMB")
+    ax.set_yscale("log")
+    ax.set_xlabel("ℓ")
+    ax.set_ylabel("C_ℓ(residual) / C_ℓ(true CMB)")
+    ax.set_title(f"Residual power, mean over {metrics['n_test']} test maps")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
