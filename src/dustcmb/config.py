@@ -31,15 +31,21 @@ def _require(ok: bool, message: str) -> None:
 class SyntheticSkyConfig:
     """Offline stand-in for the Planck 353 GHz dust map (docs/science.md#synthetic-sky).
 
-    ``ln I = ln I_pole + ln profile(b) + sigma_ln * g`` where ``g`` is a unit-variance field mixing a
-    Gaussian component and a ridged (filamentary) one, both with ``C_ell ∝ ell**slope``.
+    ``I = (E_slab(b) + E_disk(l, b)) exp(sigma_ln g) + clouds``: a slab with a local cavity and a thin
+    disk, times a log-normal-like field ``g`` (``C_ell ∝ ell**slope``) of which a share
+    ``filament_fraction`` is oriented filaments, plus compact clouds (see dustcmb.sky.synthetic).
     """
 
     slope: float = -2.5
     sigma_ln: float = 0.6
-    filament_fraction: float = 0.4
-    pole_mjysr: float = 0.05
+    filament_fraction: float = 0.7
+    pole_mjysr: float = 0.04
     disk_width_deg: float = 3.0
+    cavity_fraction: float = 0.8
+    plane_mjysr: float = 400.0
+    plane_clouds: int = 1500
+    cloud_index: float = 1.8
+    filament_aspect: float = 12.0
 
     def __post_init__(self) -> None:
         _require(-4.0 <= self.slope <= -1.0, f"sky.synthetic.slope={self.slope}: use -4..-1 (dust ≈ -2.5)")
@@ -47,6 +53,11 @@ class SyntheticSkyConfig:
         _require(0 <= self.filament_fraction <= 1, "sky.synthetic.filament_fraction must lie in [0, 1]")
         _require(self.pole_mjysr > 0, "sky.synthetic.pole_mjysr must be > 0 MJy/sr")
         _require(self.disk_width_deg > 0, "sky.synthetic.disk_width_deg must be > 0 deg")
+        _require(0 <= self.cavity_fraction < 1, "sky.synthetic.cavity_fraction must lie in [0, 1)")
+        _require(self.plane_mjysr > 0, "sky.synthetic.plane_mjysr must be > 0 MJy/sr")
+        _require(self.plane_clouds >= 0, "sky.synthetic.plane_clouds must be >= 0")
+        _require(self.cloud_index > 1, f"sky.synthetic.cloud_index={self.cloud_index} must be > 1")
+        _require(self.filament_aspect >= 1, "sky.synthetic.filament_aspect must be >= 1")
 
 
 @dataclass(frozen=True)
