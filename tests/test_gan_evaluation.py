@@ -46,7 +46,7 @@ def lognormal_maps(n: int, npix: int, seed: int) -> np.ndarray:
 def test_evaluate_stage(tmp_path, params_file, tiny_patches, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     params = yaml.safe_load(params_file.read_text())
-    params["gan_eval"] |= {"n_bootstrap": 50, "slice_ells": [40.0, 100.0, 250.0], "latent_paths": 2,
+    params["gan_eval"] |= {"n_bootstrap": 50, "slice_ells": [40.0, 100.0, 200.0], "latent_paths": 2,
                            "latent_points": 4}
     params_file.write_text(yaml.safe_dump(params))
     meta = json.loads((tiny_patches / "meta.json").read_text())
@@ -62,10 +62,12 @@ def test_evaluate_stage(tmp_path, params_file, tiny_patches, monkeypatch):
         assert 0 <= row["histogram_intersection"] <= 1 and row["histogram_intersection_std"] >= 0
         assert all(0 <= row[f"minkowski_v{k}_in_band"] <= 1 for k in range(3))
         assert len(row["power_slices"]) == 3
-    # The log-normal baseline has the real pooled pixel values by construction: only bootstrap noise.
-    assert metrics["baseline_lognormal"]["histogram_intersection"] > 0.95
+    # The log-normal baseline has the real pooled pixel values by construction, so only the bootstrap
+    # moves it: the real set is resampled by sky region (28 regions here), which costs ~10 % of overlap.
+    assert metrics["baseline_lognormal"]["histogram_intersection"] > 0.85
     assert metrics["latent_step_ratio"] > 0 and metrics["sky_source"] == "synthetic"
-    assert metrics["n_real"] == metrics["n_generated"] == 1034
+    assert metrics["n_real"] == metrics["n_generated"] == 474 and metrics["held_out"]["n_real"] == 194
+    assert 0 <= metrics["in_band_calibration"]["spectrum_in_band"] <= 1 and metrics["frechet_floor"] > 0
 
     for name in FIGURES:
         path = plots / f"{name}.png"
@@ -93,20 +95,35 @@ def test_mismatched_generator_fails_early(tmp_path, params_file):
     assert not (tmp_path / "gan.json").exists() and not (tmp_path / "plots").exists()
 
 
-def test_baselines_match_real_spectrum_and_pdf():
-    real = lognormal_maps(96, 32, seed=2)
+def test_baselines_match_what_they_claim_in_the_scored_domain():
+    """Per-map spectra, means and variances follow the real maps; the log-normal's pooled PDF is exact.
+
+    The real maps' contrast varies by 2.5× across the set, like patches across latitude. In the unit
+    domain the baselines' mean log10 C_ℓ sits on the real one (each bin within 0.08 dex: the mean of
+    96 maps with 8–60 modes per ring, plus a second draw of each map's sampling noise), and their
+    per-map spread of log10 C_ℓ is the real one to 40 %. A single mean spectrum for all maps would
+    give a spread near 0.1 dex against the real ~0.35 dex here.
+    """
+    contrast = np.linspace(0.4, 1.0, 96)[:, None, None]
+    real = (0.05 * (lognormal_maps(96, 32, seed=2) / 0.05) ** contrast).astype(np.float32)
     log_min, log_max = log_range(real)
-    rng = np.random.default_rng(3)
-    _, gauss_mjysr = gaussian_baseline(real, 20.0, 2, rng)
-    ell, cl_real = power_spectrum(real, 20.0)
-    _, cl_gauss = power_spectrum(gauss_mjysr, 20.0)
-    # Mean of 96 maps per ring (≥ 12 modes each beyond ring 1) plus the calibration's own noise:
-    # about 5 % rms per bin, so 20 % bounds every bin but a broken window calibration (+15 to +60 %).
-    assert np.abs(cl_gauss.mean(0) / cl_real.mean(0) - 1)[1:].max() < 0.2
     real_unit = to_unit(real, log_min, log_max)
-    unit, mjysr = lognormal_baseline(real_unit, 20.0, 2, log_min, log_max, rng)
+    rng = np.random.default_rng(3)
+    _, cl_real = power_spectrum(real_unit, 20.0)
+    for build in (gaussian_baseline, lognormal_baseline):
+        unit, mjysr = build(real_unit, 20.0, 2, log_min, log_max, rng)
+        _, cl = power_spectrum(unit, 20.0)
+        assert np.abs(np.log10(cl).mean(0) - np.log10(cl_real).mean(0)).max() < 0.08, build.__name__
+        spread, real_spread = np.log10(cl).std(0)[5], np.log10(cl_real).std(0)[5]
+        assert abs(spread / real_spread - 1) < 0.4, (build.__name__, spread, real_spread)
+        assert (mjysr > 0).all()
+    gauss, _ = gaussian_baseline(real_unit, 20.0, 2, log_min, log_max, rng)
+    np.testing.assert_allclose(gauss.mean(axis=(1, 2)), real_unit.mean(axis=(1, 2)), atol=1e-5)
+    # variance: the super-patch scales are rescaled per map, ignoring their small covariance with the rest
+    ratio = gauss.std(axis=(1, 2)) / real_unit.std(axis=(1, 2))
+    assert abs(np.median(ratio) - 1) < 0.03 and np.abs(ratio - 1).max() < 0.2
+    unit, _ = lognormal_baseline(real_unit, 20.0, 2, log_min, log_max, rng)
     np.testing.assert_array_equal(np.sort(unit, axis=None), np.sort(real_unit, axis=None))
-    assert (mjysr > 0).all()
 
 
 def test_nearest_neighbour_detects_rotated_copies():

@@ -9,6 +9,7 @@ from torch import nn
 from dustcmb.config import GanConfig
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
 from dustcmb.gan.train import NETS, augment, build, train_step
+from dustcmb.stats.power import n_bins
 
 
 def _output_shapes(module: nn.Sequential, x: torch.Tensor) -> list[tuple]:
@@ -55,11 +56,11 @@ def test_paper_discriminators_shapes():
     norms = [type(m) for m in d.features[:2]]
     assert norms == [nn.Conv2d, nn.LeakyReLU], "no BatchNorm after the first convolution"
     assert sum(isinstance(m, nn.BatchNorm2d) for m in d.features) == 3
-    # the power discriminator reads the 95 reported bins at 256² (rings 2 … 96, below the band-limit taper)
-    p = PowerDiscriminator(npix=256, size_deg=20.0, width=64, mean_cl=torch.ones(95))
-    shapes = _output_shapes(p.features, torch.zeros(2, 1, 95))
+    # the power discriminator reads the 94 reported bins at 256² (rings 3 … 96, below the band-limit taper)
+    p = PowerDiscriminator(npix=256, size_deg=20.0, width=64, mean_cl=torch.ones(94))
+    shapes = _output_shapes(p.features, torch.zeros(2, 1, 94))
     convs = [s for s, m in zip(shapes, p.features) if isinstance(m, nn.Conv1d)]
-    assert convs == [(64, 48), (128, 24), (256, 12)]
+    assert convs == [(64, 47), (128, 23), (256, 11)]
     n_map = sum(x.numel() for x in d.parameters())
     n_pow = sum(x.numel() for x in p.parameters())
     assert n_pow < n_map / 10, "the power discriminator is the small one"
@@ -69,7 +70,7 @@ def test_one_training_step_at_paper_size():
     """One full GAN step at 256² (paper widths, batch 2) runs on CPU and moves every network."""
     torch.manual_seed(0)
     cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
-    nets = build(cfg, 256, 20.0, torch.full((128,), 1e-6), "cpu")
+    nets = build(cfg, 256, 20.0, torch.full((n_bins(256),), 1e-6), "cpu")
     before = {k: [p.detach().clone() for p in nets.net(k).parameters()] for k in NETS}
     rng = torch.Generator().manual_seed(1)
     real = torch.rand(2, 1, 256, 256) * 2 - 1
@@ -89,7 +90,7 @@ def test_power_discriminator_sees_spectrum_only_through_gradients():
     _, cl = power_spectrum(maps[:, 0], 20.0)
     p = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=cl[0].float())
     frac = p.fractional_spectrum(maps[:1].float())
-    assert frac.shape == (1, 1, 16) and frac.abs().max() < 1e-5
+    assert frac.shape == (1, 1, n_bins(32)) and frac.abs().max() < 1e-5
     maps = maps.float().requires_grad_(True)
     p(maps).sum().backward()
     assert maps.grad is not None and maps.grad.abs().sum() > 0

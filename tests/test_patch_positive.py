@@ -9,6 +9,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
+from dustcmb.config import SplitConfig
 from dustcmb.errors import InputError
 from dustcmb.patches.cutter import bandlimit, cut_patches, harmonic_lowpass
 from dustcmb.patches.grid import patch_centres
@@ -54,7 +55,7 @@ def test_high_contrast_sky_cuts_to_positive_patches():
     linear = cut_patches(harmonic_lowpass(sky, LMAX), lon0, lat0, NPIX, SIZE, progress=False)
     assert (linear <= 0).sum() > 100, "the test sky no longer exercises the ringing"
 
-    patches, meta = make_patches(sky, NPIX, SIZE, 5.0, 25.0, progress=False)
+    patches, meta = make_patches(sky, NPIX, SIZE, 5.0, 25.0, SplitConfig(), 0, progress=False)
     assert np.all(np.isfinite(patches)) and patches.min() > 0
     assert meta["log_min"] == pytest.approx(np.log(patches.min()))
 
@@ -80,7 +81,7 @@ def test_smooth_low_contrast_map_old_and_new_agree():
     sky = 0.05 * (1.0 + 0.05 * smooth_gaussian_field(150, seed=3))
     lon0, lat0 = patch_centres(5.0, 25.0)
     old = cut_patches(harmonic_lowpass(sky, LMAX), lon0, lat0, NPIX, SIZE, progress=False)
-    new, _ = make_patches(sky, NPIX, SIZE, 5.0, 25.0, progress=False)
+    new, _ = make_patches(sky, NPIX, SIZE, 5.0, 25.0, SplitConfig(), 0, progress=False)
     np.testing.assert_allclose(new, old, rtol=1e-3)
 
 
@@ -91,6 +92,6 @@ def test_non_positive_or_masked_input_is_refused(value, message):
     sky = np.full(hp.nside2npix(NSIDE), 0.05)
     sky[1234] = value
     with pytest.raises(InputError, match=re.escape(message)):
-        make_patches(sky, NPIX, SIZE, 5.0, 25.0, progress=False)
+        make_patches(sky, NPIX, SIZE, 5.0, 25.0, SplitConfig(), 0, progress=False)
     with pytest.raises(InputError, match=re.escape(message)):
         bandlimit(sky, LMAX)

@@ -19,7 +19,7 @@ from dustcmb.config import load_params
 from dustcmb.separation.mc import MODEL_NAME
 from dustcmb.separation.train import CHECKPOINT_NAME, EXPERIMENT, mean_target_dl
 from dustcmb.simulation.store import open_datasets
-from dustcmb.stats.power import dl_from_cl, power_spectrum
+from dustcmb.stats.power import dl_from_cl, ell_bins, n_bins, power_spectrum
 from dustcmb.tracking import configure
 
 
@@ -30,7 +30,7 @@ def _runs(root):
 
 def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    params = separation_params(tmp_path / "params.yaml")
+    params = separation_params(tmp_path / "params.yaml", val_maps=2)  # 4 later val maps calibrate
     model, ckpt = tmp_path / "models", tmp_path / "ckpt"
     assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--checkpoints", ckpt,
                    "--params", params) == 0
@@ -44,10 +44,16 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     assert run_cli("separation", "evaluate", "--data", separation_data, "--model", model, "--metrics", metrics_path,
                    "--plots", plots, "--params", params) == 0
     metrics = json.loads(metrics_path.read_text())
-    n_ell = NPIX // 2
+    n_ell = n_bins(NPIX)
     assert metrics["n_test"] == N_REAL // 2 and metrics["mc_passes"] == TINY_SEPARATION["mc_passes"]
     assert len(metrics["ell"]) == len(metrics["coverage_68_per_ell"]) == n_ell
-    assert metrics["ell"][0] == pytest.approx(18.0)
+    assert metrics["ell"] == pytest.approx(ell_bins(NPIX, 20.0).tolist())
+    assert metrics["n_calibration"] == N_REAL // 2 - 2 and metrics["calibration_first_val_item"] == 2
+    for group in ("centred", "calibrated"):
+        for level in ("68", "95"):
+            assert len(metrics[group][f"coverage_{level}_per_ell"]) == n_ell
+            assert 0 <= metrics[group][f"calibration_error_{level}"] <= 1
+    assert 0 <= metrics["pixel_coverage_68"] <= 1
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
     assert metrics["coverage_68"] == pytest.approx(np.mean(metrics["coverage_68_per_ell"]))
     assert sorted(metrics["baselines"]) == ["cilc", "hilc", "ilc"] and metrics["ilc"] == metrics["baselines"]["ilc"]

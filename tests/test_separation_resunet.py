@@ -8,7 +8,7 @@ from torch import nn
 from dustcmb.separation.mc import mc_mode, mc_predict
 from dustcmb.separation.resunet import ResUNet, n_blocks
 from dustcmb.simulation.dataset import Normalisation
-from dustcmb.stats.power import dl_from_cl, power_spectrum
+from dustcmb.stats.power import dl_from_cl, n_bins, power_spectrum
 
 PAPER_RATES = (0.05, 0.10, 0.20, 0.30)
 
@@ -44,7 +44,7 @@ def test_paper_layout_at_256():
             sizes.append(x.shape[-1])
         cmb, dl = net(torch.randn(1, 3, 256, 256))
     assert sizes == [128, 64, 32, 16, 8, 4, 2, 1]
-    assert cmb.shape == (1, 1, 256, 256) and dl.shape == (1, 128)
+    assert cmb.shape == (1, 1, 256, 256) and dl.shape == (1, n_bins(256))
 
 
 def test_spectrum_head_is_the_power_spectrum_of_the_output():
@@ -80,7 +80,7 @@ def test_mc_passes_keep_batchnorm_frozen_and_differ():
         if "running" in k:
             torch.testing.assert_close(v, stats[k], rtol=0, atol=0)
     assert pred.mean_uk.shape == pred.std_uk.shape == (3, 32, 32)
-    assert pred.cl_quantiles_uk2.shape == (3, 5, 16)
+    assert pred.cl_quantiles_uk2.shape == (3, 5, n_bins(32))
     assert np.all(pred.std_uk > 0), "dropout passes must differ"
     assert np.all(np.diff(pred.cl_quantiles_uk2, axis=1) >= 0), "quantiles are ordered"
     with torch.no_grad():

@@ -12,15 +12,19 @@ from dustcmb.stats import power_spectrum
 
 
 def test_noise_depth():
-    """Pixel rms = level / pixel and the flat spectrum (level · arcmin)², to 2 % (400 maps of 32²)."""
+    """Pixel rms = level / pixel and the flat spectrum (level · arcmin)², to 3 % (400 maps of 32²).
+
+    The spectrum is checked from ℓ = 100 up: prewhitening turns white noise blue, and the window then
+    leaks it into the lowest rings (+9 % at ring 3, documented with the estimator).
+    """
     npix, size_deg, level = 32, 20.0, 154.0
     pixel_arcmin = size_deg * 60 / npix
     maps = white_noise_uk((400, npix, npix), level, pixel_arcmin, np.random.default_rng(0))
     assert maps.std() == pytest.approx(level / pixel_arcmin, rel=0.01)
-    _, cl = power_spectrum(maps, size_deg)
-    np.testing.assert_allclose(cl.mean(0), (level * ARCMIN_RAD) ** 2, rtol=0.03)
-    depth = math.sqrt(cl.mean()) / ARCMIN_RAD
-    assert depth == pytest.approx(level, rel=0.01)
+    ell, cl = power_spectrum(maps, size_deg)
+    flat = cl.mean(0)[ell > 100]
+    np.testing.assert_allclose(flat, (level * ARCMIN_RAD) ** 2, rtol=0.03)
+    assert math.sqrt(flat.mean()) / ARCMIN_RAD == pytest.approx(level, rel=0.01)
 
 
 @pytest.mark.parametrize("fwhm_arcmin", [7.3, 4.8])

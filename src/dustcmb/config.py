@@ -290,11 +290,12 @@ class SeparationConfig:
     workers: int = 0
     mc_passes: int = 100
     mc_batch: int = 200
+    calibration_maps: int = 192
 
     def __post_init__(self) -> None:
         for name in ("base_channels", "batch_size", "max_epochs", "patience", "mc_passes", "mc_batch"):
             _require(getattr(self, name) > 0, f"separation.{name}={getattr(self, name)} must be > 0")
-        for name in ("steps_per_epoch", "val_maps", "workers"):
+        for name in ("steps_per_epoch", "val_maps", "workers", "calibration_maps"):
             _require(getattr(self, name) >= 0, f"separation.{name}={getattr(self, name)} must be >= 0")
         _require(len(self.dropout) >= 1 and all(0 <= r < 1 for r in self.dropout),
                  f"separation.dropout={self.dropout}: give one or more rates in [0, 1)")

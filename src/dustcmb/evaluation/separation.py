@@ -47,6 +47,7 @@ from dustcmb import tracking
 from dustcmb.config import Params
 from dustcmb.errors import InputError
 from dustcmb.evaluation.separation_plots import coverage_figure, maps_figure, residual_power_figure, spectra_figure
+from dustcmb.separation import calibration
 from dustcmb.separation.cilc import cilc_combine, dust_mixing
 from dustcmb.separation.hilc import hilc_combine
 from dustcmb.separation.ilc import beam_free, ilc_combine
@@ -134,8 +135,8 @@ def classical_estimates(channels_uk: np.ndarray, params: Params) -> dict[str, np
     return {"ilc": ilc_combine(clean), "hilc": hilc_combine(clean), "cilc": cilc_combine(clean, mixing)}
 
 
-def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
-    """Run MC dropout and the classical baselines over the first ``n_maps`` maps of a set (default: all).
+def collect(model, test, params: Params, n_maps: int | None = None, start: int = 0) -> dict:
+    """Run MC dropout and the classical baselines over ``n_maps`` maps of a set from ``start`` (default: all).
 
     Returns per-map spectra (``cl_true``, ``cl_quantiles``, ``cl_channels``, and ``cl_<e>`` of each
     estimate and ``clres_<e>`` of its residual for ``e`` in :data:`ESTIMATORS`), residual sums
@@ -144,10 +145,11 @@ def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
     cfg = params.separation
     norm = test.normalisation
     keys = ("cl_true", "cl_quantiles", "cl_channels", *(f"{p}_{e}" for p in ("cl", "clres") for e in ESTIMATORS))
-    out = {k: [] for k in keys} | {f"sq_{e}": np.zeros(2) for e in ESTIMATORS} | {"std_sum": 0.0, "examples": []}
-    n_maps = len(test) if n_maps is None else min(n_maps, len(test))
-    for start in tqdm(range(0, n_maps, CHUNK), desc="MC dropout + baselines", unit="chunk"):
-        items = [test.sample_uk(i) for i in range(start, min(start + CHUNK, n_maps))]
+    out = {k: [] for k in keys} | {f"sq_{e}": np.zeros(2) for e in ESTIMATORS}
+    out |= {"std_sum": 0.0, "pixels_in_68": 0, "examples": []}
+    stop = len(test) if n_maps is None else min(start + n_maps, len(test))
+    for first in tqdm(range(start, stop, CHUNK), desc="MC dropout + baselines", unit="chunk"):
+        items = [test.sample_uk(i) for i in range(first, min(first + CHUNK, stop))]
         channels_uk = np.stack([c for c, _ in items])
         cmb_uk = np.stack([t for _, t in items]).astype(np.float64)
         inputs = torch.from_numpy(np.asarray(norm.inputs_to_unit(channels_uk), dtype=np.float32))
@@ -163,14 +165,41 @@ def collect(model, test, params: Params, n_maps: int | None = None) -> dict:
         for e in ESTIMATORS:
             out[f"sq_{e}"] += residual_sums(estimates[e], cmb_uk)
         out["std_sum"] += float(pred.std_uk.sum())
+        out["pixels_in_68"] += int((np.abs(pred.mean_uk - cmb_uk) <= pred.std_uk).sum())
         for j in range(min(N_EXAMPLES - len(out["examples"]), len(items))):
             out["examples"].append({"channels_uk": channels_uk[j], "cmb_uk": cmb_uk[j], "mean_uk": pred.mean_uk[j],
                                     "std_uk": pred.std_uk[j]} | {f"{b}_uk": estimates[b][j] for b in BASELINES})
     return {k: np.concatenate(v) if k in keys else v for k, v in out.items()} | {"ell": ell}
 
 
-def metrics_from(data: dict, params: Params, n_pixels: int) -> dict:
-    """The ``metrics/separation.json`` content from :func:`collect`'s output."""
+def calibration_metrics(data: dict, factors: dict[str, np.ndarray] | None) -> dict:
+    """Coverage per ℓ of the interval centred on the estimate, raw and with the fitted factors.
+
+    Without factors (no calibration maps) only the centred interval is reported.
+    """
+    cl_true, cl_est, q = data["cl_true"], data["cl_est"], data["cl_quantiles"]
+    out = {"centred": {}, "calibrated": {}}
+    for level in calibration.LEVELS:
+        nominal = calibration.LEVELS[level][2]
+        centred = calibration.coverage(cl_true, calibration.centred_interval(cl_est, q, level))
+        out["centred"] |= {f"coverage_{level}_per_ell": centred.tolist(),
+                           f"calibration_error_{level}": float(np.abs(centred - nominal).mean())}
+        if factors is not None:
+            fitted = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, q, factors[level], level))
+            out["calibrated"] |= {f"coverage_{level}_per_ell": fitted.tolist(),
+                                  f"calibration_error_{level}": float(np.abs(fitted - nominal).mean()),
+                                  f"factors_{level}_per_ell": factors[level].tolist()}
+    return out
+
+
+def fit_calibration(data: dict) -> dict[str, np.ndarray]:
+    """Per-ℓ conformal factors at 68 % and 95 % from :func:`collect` output on calibration maps."""
+    return {level: calibration.conformal_factors(data["cl_true"], data["cl_est"], data["cl_quantiles"], level)
+            for level in calibration.LEVELS}
+
+
+def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict[str, np.ndarray] | None = None) -> dict:
+    """The ``metrics/separation.json`` content from :func:`collect`'s output (and calibration factors)."""
     ell, cl_true, q = data["ell"], data["cl_true"], data["cl_quantiles"]
     lo95, lo68, _, hi68, hi95 = (q[:, k] for k in range(len(QUANTILES)))
     cov68 = ((lo68 <= cl_true) & (cl_true <= hi68)).mean(axis=0)
@@ -184,6 +213,9 @@ def metrics_from(data: dict, params: Params, n_pixels: int) -> dict:
             "instrument": params.simulation.instrument, "ell": ell.tolist(),
             "coverage_68": float(cov68.mean()), "coverage_95": float(cov95.mean()),
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),
+            "calibration_error_68": float(np.abs(cov68 - 0.68).mean()),
+            "calibration_error_95": float(np.abs(cov95 - 0.95).mean()),
+            **calibration_metrics(data, factors), "pixel_coverage_68": data["pixels_in_68"] / n_pixels,
             **scores("est"), "mean_pixel_std_uK": data["std_sum"] / n_pixels,
             "baselines": baselines, "ilc": baselines["ilc"]}
 
@@ -211,7 +243,8 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     dict
         The metrics.
     """
-    test = open_datasets(data_dir, params)["test"]
+    sets = open_datasets(data_dir, params)
+    test, val = sets["test"], sets["val"]
     model, config = load_model(model_dir, device)
     if config["normalisation"] != json.loads(json.dumps(dataclasses.asdict(test.normalisation))):
         raise InputError(f"{model_dir} was trained with another channel normalisation than {data_dir}; "
@@ -219,8 +252,13 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     if model.npix != params.patches.npix:
         raise InputError(f"{model_dir} is for {model.npix}² maps but patches.npix={params.patches.npix}")
     torch.manual_seed(params.seed)
+    # calibration maps: validation items beyond those early stopping scored (other CMB + noise draws)
+    start = min(params.separation.val_maps or len(val), len(val))
+    spare = min(params.separation.calibration_maps, len(val) - start)
+    factors = fit_calibration(collect(model, val, params, spare, start)) if spare > 1 else None
     data = collect(model, test, params)
-    metrics = metrics_from(data, params, len(test) * params.patches.npix**2)
+    metrics = metrics_from(data, params, len(test) * params.patches.npix**2, factors)
+    metrics |= {"n_calibration": int(max(spare, 0)), "calibration_first_val_item": int(start)}
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
     metrics |= {"n_test_dust_maps": int(test.source_index.size), "realisations_per_map": test.realisations,
                 "split_scheme": manifest["split_scheme"], "is_held_out": manifest["held_out"]}

@@ -94,15 +94,28 @@ def residual_power_figure(ell: np.ndarray, metrics: dict, baselines: dict[str, s
 
 
 def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
-    """Fraction of test maps whose true ``C_ℓ`` lies inside the MC 68 % / 95 % intervals, per ℓ bin."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for level, color in (("68", "C0"), ("95", "C1")):
-        ax.plot(ell, metrics[f"coverage_{level}_per_ell"], color=color, marker=".", label=f"{level} % interval")
-        ax.axhline(int(level) / 100, color=color, ls="--", lw=0.8)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("ℓ")
-    ax.set_ylabel("coverage")
-    ax.set_title(f"MC-dropout coverage ({metrics['mc_passes']} passes, {metrics['n_test']} maps)")
-    ax.legend()
+    """Coverage per ℓ bin of the 68 % / 95 % intervals: raw MC passes, centred on the estimate, calibrated.
+
+    Error bars are binomial, ``√(p(1 − p)/n)`` over the ``n`` test maps.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    n = metrics["n_test"]
+    variants = [("raw (passes' quantiles)", metrics, "C7"), ("centred on the estimate", metrics["centred"], "C0"),
+                ("calibrated (per-ℓ conformal)", metrics.get("calibrated", {}), "C3")]
+    for ax, level in zip(axes, ("68", "95")):
+        for label, source, color in variants:
+            key = f"coverage_{level}_per_ell"
+            if key not in source:
+                continue
+            p = np.asarray(source[key])
+            ax.errorbar(ell, p, yerr=np.sqrt(p * (1 - p) / n), color=color, marker=".", ms=4, lw=1,
+                        capsize=2, label=label)
+        ax.axhline(int(level) / 100, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("ℓ")
+        ax.set_title(f"{level} % interval")
+    axes[0].set_ylabel("coverage (fraction of test maps)")
+    axes[0].set_ylim(0, 1.02)
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"Spectrum-interval coverage ({metrics['mc_passes']} MC passes, {n} test maps)")
     fig.tight_layout()
     return fig

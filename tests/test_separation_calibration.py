@@ -1,0 +1,49 @@
+"""Spectrum intervals centred on the estimate and their per-ℓ conformal calibration, on exact cases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dustcmb.separation import calibration
+
+N_BINS = 6
+
+
+def synthetic_predictions(n: int, true_sigma: np.ndarray, claimed_sigma: np.ndarray, seed: int):
+    """Maps whose estimate errs by a log-normal factor of width ``true_sigma`` per bin, while the MC
+    passes claim ``claimed_sigma``; quantiles are those of a log-normal with the claimed width."""
+    rng = np.random.default_rng(seed)
+    truth = np.full((n, N_BINS), 2.0)
+    est = truth * np.exp(true_sigma * rng.standard_normal((n, N_BINS)))
+    z = np.array([-1.96, -1.0, 0.0, 1.0, 1.96])[None, :, None]
+    offset = 1.3  # the passes sit above the mean map's spectrum: dropout noise power
+    quantiles = offset * est[:, None, :] * np.exp(claimed_sigma[None, None, :] * z)
+    return truth, est, quantiles
+
+
+def test_centred_interval_belongs_to_the_estimate():
+    """Centring removes the passes' offset: with honest widths, coverage is nominal; raw is not."""
+    sigma = np.full(N_BINS, 0.2)
+    truth, est, q = synthetic_predictions(20_000, sigma, sigma, seed=1)
+    centred = calibration.coverage(truth, calibration.centred_interval(est, q, "68"))
+    raw = calibration.coverage(truth, (q[:, 1], q[:, 3]))
+    np.testing.assert_allclose(centred, 0.683, atol=0.01)  # binomial σ 0.003 per bin
+    assert np.all(raw < 0.6)
+
+
+def test_conformal_factors_fix_per_bin_miscalibration_on_new_maps():
+    """Intervals 2× too narrow in some bins and 2× too wide in others: after fitting on 2000
+    calibration maps, 20 000 new maps are covered at 68 % and 95 % in every bin to 1.5 % (the
+    conformal guarantee is ≥ p; finite calibration sets add ~1 % scatter), and the mean error
+    cannot hide opposite-sign errors because every bin has its own factor."""
+    true_sigma = np.full(N_BINS, 0.2)
+    claimed = true_sigma * np.array([0.5, 0.5, 1.0, 1.0, 2.0, 2.0])
+    fit = synthetic_predictions(2000, true_sigma, claimed, seed=2)
+    new_truth, new_est, new_q = synthetic_predictions(20_000, true_sigma, claimed, seed=3)
+    for level, nominal in (("68", 0.68), ("95", 0.95)):
+        raw = calibration.coverage(new_truth, calibration.centred_interval(new_est, new_q, level))
+        assert raw[:2].max() < nominal - 0.2 and raw[-2:].min() > nominal + 0.02
+        factors = calibration.conformal_factors(*fit, level)
+        np.testing.assert_allclose(factors, true_sigma / claimed, rtol=0.1)
+        fitted = calibration.coverage(new_truth, calibration.calibrated_interval(new_est, new_q, factors, level))
+        np.testing.assert_allclose(fitted, nominal, atol=0.015)
