@@ -28,7 +28,8 @@ def lognormal_dust(n: int, seed: int) -> np.ndarray:
 
 def write_params(path, **simulation):
     data = {"seed": 5, "patches": {"npix": NPIX},
-            "simulation": {"n_spectra": 2, "norm_maps": 4, "held_out_realisations": DRAWS, **simulation}}
+            "simulation": {"n_spectra": 2, "norm_maps": 4, "held_out_realisations": DRAWS, "instrument": "noiseless",
+                           "beta_rms": 0.0, **simulation}}
     path.write_text(yaml.safe_dump(data))
     return path
 

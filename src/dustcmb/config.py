@@ -234,9 +234,9 @@ class SimulationConfig:
     cmb_pad: int = 2
     beta: float = 1.53
     temp_dust_k: float = 19.6
-    beta_rms: float = 0.0
+    beta_rms: float = 0.1
     beta_corr_deg: float = 3.0
-    instrument: str = "noiseless"
+    instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64
     held_out_realisations: int = 4
