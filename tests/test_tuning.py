@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import yaml
 
-from conftest import run_cli, separation_params
+from conftest import REPO, run_cli, separation_params
 from dustcmb.config import load_params
 from dustcmb.tuning import study as study_module
-from dustcmb.tuning.study import EXPERIMENT, LossConstraintPruner, dropout_rates, open_storage, storage_url
+from dustcmb.tuning.study import (
+    EXPERIMENT,
+    LossConstraintPruner,
+    dropout_rates,
+    levels_used,
+    open_storage,
+    per_ell_error,
+    storage_url,
+    trial_rates,
+)
 
 
 def test_dropout_rates_follow_max_rate_and_shape():
     assert dropout_rates(0.3, 1.0, 4) == (0.075, 0.15, 0.225, 0.3)
     assert dropout_rates(0.2, 0.0, 3) == (0.2, 0.2, 0.2)
+
+
+def test_schedule_spans_the_levels_the_network_has():
+    """At 64² the ResUNet has 3 dropout levels: max_rate must be the innermost one's rate."""
+    params = load_params(REPO / "params.yaml")
+    assert levels_used(params) == 3
+    assert trial_rates(params, 0.3, 1.0) == (0.1, 0.2, 0.3, 0.3)
+    paper = dataclasses.replace(params, patches=dataclasses.replace(params.patches, npix=256))
+    assert levels_used(paper) == 4 and trial_rates(paper, 0.3, 1.0) == (0.075, 0.15, 0.225, 0.3)
+
+
+def test_objective_is_per_bin_so_errors_cannot_cancel():
+    assert per_ell_error([0.58, 0.78], 0.68) == pytest.approx(0.10)
+    assert abs(np.mean([0.58, 0.78]) - 0.68) < 1e-12
 
 
 def _trial(losses, **user_attrs):
@@ -39,7 +64,7 @@ def test_pruner_follows_the_loss_constraint_not_the_median():
 
 def test_three_trial_study(tmp_path, separation_data, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = separation_params(tmp_path / "params.yaml", max_epochs=3)
+    params = separation_params(tmp_path / "params.yaml", max_epochs=3, val_maps=2)
     data = yaml.safe_load(params.read_text())
     data["tune"] = {"n_trials": 3, "val_maps": 6, "startup_trials": 2, "pruner_warmup_epochs": 1}
     params.write_text(yaml.safe_dump(data))

@@ -7,7 +7,11 @@ the ResUNet with other dropout rates and scores them on the validation split (ne
   ``rate_i = max_rate · ((i + 1) / L) ** shape`` for levels ``i = 0 … L-1`` (outermost first), i.e. a
   maximum rate (sampled log-uniformly: it is a scale) and how fast rates grow with depth (the paper's
   0.05/0.1/0.2/0.3 is close to ``max_rate = 0.3, shape = 1``);
-- objective (minimised): ``|coverage_68 − target|`` from MC-dropout passes on validation maps;
+- objective (minimised): the mean over ℓ bins of ``|coverage_68,ℓ − target|`` of the spectrum
+  interval centred on the estimate, on validation maps that early stopping never scored (the 95 %
+  calibration error is logged beside it); per bin, so errors of opposite sign cannot cancel;
+- rates: the schedule runs over the levels the network has at this ``npix`` (3 at 64²), so
+  ``max_rate`` always acts;
 - constraint: the trial's best validation loss may exceed that of the default rates by at most
   ``loss_tolerance`` (relative). Trial 0 always runs the default rates to set that reference. A
   constraint rather than a second objective keeps the study single-objective, which is what lets a
@@ -36,6 +40,7 @@ import warnings
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import torch
 import yaml
@@ -44,6 +49,7 @@ from dustcmb import tracking
 from dustcmb.config import Params
 from dustcmb.evaluation.separation import collect, metrics_from
 from dustcmb.separation.mc import load_model
+from dustcmb.separation.resunet import n_blocks
 from dustcmb.separation.train import train
 from dustcmb.simulation.store import open_datasets
 from dustcmb.storage import atomic_file
@@ -73,14 +79,33 @@ def open_storage(root: str | Path | None = None) -> optuna.storages.RDBStorage:
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
+def levels_used(params: Params) -> int:
+    """Dropout levels the network has at this patch size (3 at 64², 4 at 256²): one rate each."""
+    return min(len(params.separation.dropout), math.ceil(n_blocks(params.patches.npix) / 2))
+
+
+def trial_rates(params: Params, max_rate: float, shape: float) -> tuple[float, ...]:
+    """Rates for every configured level: the schedule over the levels the network uses, so that
+    ``max_rate`` is the innermost *existing* level's rate; unused deeper levels repeat it."""
+    used = dropout_rates(max_rate, shape, levels_used(params))
+    return used + (used[-1],) * (len(params.separation.dropout) - len(used))
+
+
 def validation_coverage(params: Params, data_dir: Path, model_dir: Path, device: str) -> dict:
-    """Coverage and map RMSE of MC-dropout intervals on the first ``tune.val_maps`` validation maps."""
+    """Coverage and map RMSE of MC-dropout intervals on ``tune.val_maps`` validation maps that early
+    stopping never scored (the items after its first ``separation.val_maps``)."""
     val = open_datasets(data_dir, params)["val"]
     model, _ = load_model(model_dir, device)
     torch.manual_seed(params.seed)
-    n_maps = min(params.tune.val_maps, len(val))
-    data = collect(model, val, params, n_maps=n_maps)
+    start = min(params.separation.val_maps or len(val), len(val) - 1)
+    n_maps = min(params.tune.val_maps, len(val) - start)
+    data = collect(model, val, params, n_maps=n_maps, start=start)
     return metrics_from(data, params, n_maps * params.patches.npix**2)
+
+
+def per_ell_error(coverage_per_ell, target: float) -> float:
+    """Mean over ℓ bins of ``|coverage_ℓ − target|``: errors of opposite sign cannot cancel."""
+    return float(np.mean(np.abs(np.asarray(coverage_per_ell) - target)))
 
 
 class Objective:
@@ -96,8 +121,7 @@ class Objective:
         max_rate = trial.suggest_float("max_rate", *cfg.max_rate_bounds, log=True)
         shape = trial.suggest_float("shape", *cfg.shape_bounds)
         # Trial 0 runs the configured rates exactly: it is the reference for the loss constraint.
-        rates = sep.dropout if trial.user_attrs.get("default_rates") else dropout_rates(
-            max_rate, shape, len(sep.dropout))
+        rates = sep.dropout if trial.user_attrs.get("default_rates") else trial_rates(self.params, max_rate, shape)
         trial.set_user_attr("dropout", list(rates))
         trial_params = dataclasses.replace(self.params, separation=dataclasses.replace(sep, dropout=rates))
 
@@ -119,11 +143,16 @@ class Objective:
             scores = validation_coverage(trial_params, self.data_dir, out_dir, self.device)
             reference = trial.study.user_attrs.get("reference_val_loss", config["best_val_loss"])
             excess = config["best_val_loss"] / reference - 1.0 - cfg.loss_tolerance
-            objective = abs(scores["coverage_68"] - cfg.target_coverage)
+            # the interval that belongs to the estimate, judged bin by bin
+            centred = scores["centred"]
+            objective = per_ell_error(centred["coverage_68_per_ell"], cfg.target_coverage)
+            error_95 = per_ell_error(centred["coverage_95_per_ell"], 0.95)
             trial.set_constraint("loss_excess", excess)
             trial.set_user_attr("coverage_68", scores["coverage_68"])
+            trial.set_user_attr("calibration_error_95", error_95)
             trial.set_user_attr("val_loss", config["best_val_loss"])
             mlflow.log_metrics({"val_coverage_68": scores["coverage_68"], "val_coverage_95": scores["coverage_95"],
+                                "val_calibration_error_68": objective, "val_calibration_error_95": error_95,
                                 "val_map_rmse_uK": scores["map_rmse_uK"], "objective": objective,
                                 "loss_excess": excess})
         if "reference_val_loss" not in trial.study.user_attrs:
