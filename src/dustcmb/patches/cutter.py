@@ -169,26 +169,30 @@ def check_resolution(nside: int, npix: int, size_deg: float) -> None:
             f"{need} (sky.nside) or fewer patch pixels (patches.npix)")
 
 
+def _latitude_span(hpmap: np.ndarray, bad: np.ndarray) -> str:
+    """``|b| from … to … deg`` of the flagged pixels, for error messages."""
+    _, lat = hp.pix2ang(hp.get_nside(hpmap), np.nonzero(bad)[0], lonlat=True)
+    return f"|b| from {np.abs(lat).min():.1f} to {np.abs(lat).max():.1f} deg"
+
+
 def check_finite(hpmap: np.ndarray) -> None:
     """Fail on NaN, inf or UNSEEN pixels: the harmonic low-pass would spread them everywhere."""
     bad = ~np.isfinite(hpmap) | (hpmap == hp.UNSEEN)
     if bad.any():
-        _, lat = hp.pix2ang(hp.get_nside(hpmap), np.nonzero(bad)[0], lonlat=True)
         raise InputError(
-            f"the sky map has {int(bad.sum())} NaN/inf/UNSEEN pixel(s) (|b| from "
-            f"{np.abs(lat).min():.1f} to {np.abs(lat).max():.1f} deg); patches need a full-sky map "
-            "with finite values everywhere — fill or inpaint the masked pixels first")
+            f"the sky map has {int(bad.sum())} NaN/inf/UNSEEN pixel(s) ({_latitude_span(hpmap, bad)}); "
+            "patches need a full-sky map with finite values everywhere — fill or inpaint the masked "
+            "pixels first")
 
 
 def check_positive_map(hpmap: np.ndarray) -> None:
     """Fail on pixels <= 0: the band-limit works on ``ln I``, and the GAN on ``ln`` of the patches."""
     bad = ~(hpmap > 0)
     if bad.any():
-        _, lat = hp.pix2ang(hp.get_nside(hpmap), np.nonzero(bad)[0], lonlat=True)
         raise InputError(
             f"the sky map has {int(bad.sum())} pixel(s) <= 0 MJy/sr (lowest {np.min(hpmap):.3g}; "
-            f"|b| from {np.abs(lat).min():.1f} to {np.abs(lat).max():.1f} deg) and cannot be logged; "
-            "an offset-subtracted map needs its zero level restored (a positive intensity) first")
+            f"{_latitude_span(hpmap, bad)}) and cannot be logged; an offset-subtracted map needs its zero "
+            "level restored (a positive intensity) first")
 
 
 def cut_patches(hpmap: np.ndarray, lon_deg, lat_deg, npix: int, size_deg: float,
