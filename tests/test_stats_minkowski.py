@@ -1,5 +1,6 @@
 """Minkowski functionals against geometry and Gaussian-field truth (docs/science.md#generator-statistics)."""
 
+import importlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -129,6 +130,20 @@ def test_histograms_match_threshold_by_threshold_evaluation(periodic):
         for i in range(len(u)):
             for got, want in zip(batch, threshold_by_threshold(u[i], nu, periodic)):
                 np.testing.assert_allclose(got[i], want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_strips_and_blocks_add_up(monkeypatch):
+    """Maps split into row strips, and several maps per block, give the results of whole maps."""
+    module = importlib.import_module("dustcmb.stats.minkowski")
+    u = gaussian_fields(smoothed_white_spectrum(64, 20.0, 3.0), 5, 64, 20.0, seed=8)[:, :41, :34]
+    nu = np.linspace(-2, 2, 9) * u.std()
+    for periodic in (False, True):
+        whole = minkowski(u, nu, periodic=periodic)
+        monkeypatch.setattr(module, "_CPU_BLOCK", 600)  # 1 map per block, strips of 8 cell rows
+        assert module._blocking(41 + periodic, 34 + periodic, torch.device("cpu")) == (1, 8 + periodic)
+        for a, b in zip(whole, minkowski(u, nu, periodic=periodic)):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+        monkeypatch.undo()
 
 
 def test_torch_threads_restored_after_concurrent_calls():

@@ -40,7 +40,9 @@ cut by the window is not). ``periodic=True`` wraps the map instead (area ``H W``
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -50,7 +52,7 @@ from tqdm.auto import tqdm
 from dustcmb.errors import InputError
 
 _LANES = 32  # interleaved copies of every histogram, see _lane_offsets
-_CPU_BLOCK = 2**15  # elements per tensor op on CPU, see _blocking
+_CPU_BLOCK = 2**17  # elements per tensor op on CPU, see _blocking
 _DEVICE_BLOCK = 2**22  # elements per tensor op on accelerators
 _FLOOR = 1e-300  # denominator floor: finite quotients of values <= ~1e3, exactly 0 where the numerator is
 
@@ -74,6 +76,11 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
     v0, v1, v2 : each [..., n_thresholds], float64
         ``V0`` (dimensionless), ``V1`` [1/px], ``V2`` [1/px²]; numpy for numpy input, torch on the
         input's device for torch input (not differentiable).
+
+    Notes
+    -----
+    On CPU, blocks of maps run on ``torch.get_num_threads()`` worker threads, and torch's intra-op
+    thread count is 1 for the duration of the call (see ``_workers``).
     """
     is_torch = isinstance(maps, torch.Tensor)
     u = maps.detach() if is_torch else torch.from_numpy(_numeric(maps))  # float64 per strip, not here
@@ -85,7 +92,7 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
     area = height * width if periodic else (height - 1) * (width - 1)  # px²
     scale = torch.tensor([area, 4.0 * area, area], dtype=torch.float64, device=u.device)[:, None, None]
     out = torch.empty(3, flat.shape[0], nu.numel(), dtype=torch.float64, device=u.device)
-    maps_per_block, rows_per_strip, workers = _blocking(height + periodic, width + periodic, u.device)
+    maps_per_block, rows_per_strip = _blocking(height + periodic, width + periodic, u.device)
 
     def run(start: int) -> None:
         block = flat[start : start + maps_per_block]
@@ -95,7 +102,7 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
         out[:, start : start + maps_per_block] = sums / scale  # V1 = length / (4 A)
 
     starts = range(0, flat.shape[0], maps_per_block)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _workers(u.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in tqdm(pool.map(run, starts), total=len(starts), disable=not progress, desc="Minkowski", unit="block"):
             pass
     out[..., torch.as_tensor(order, device=u.device)] = out.clone()
@@ -114,23 +121,51 @@ def _strip(block: torch.Tensor, start: int, rows: int, periodic: bool) -> torch.
     return strip.to(torch.float64)
 
 
-def _blocking(height: int, width: int, device: torch.device) -> tuple[int, int, int]:
-    """Maps per block, cell rows per strip and worker threads.
+def _blocking(height: int, width: int, device: torch.device) -> tuple[int, int]:
+    """Maps per block and cell rows per strip: tensor ops of at most ``_CPU_BLOCK`` elements on CPU.
 
-    On CPU every tensor op stays below torch's parallel grain (32768 elements), so it runs on one
-    thread with cache-sized temporaries that the allocator reuses; blocks run on a pool of
-    ``torch.get_num_threads()`` threads instead. Many small ops inside OpenMP regions stall badly when
-    the cores are shared (spin-waiting threads), and large temporaries cost page faults on every op.
-    The largest temporaries hold two triangles per cell.
+    The largest temporaries hold two triangles per cell; on CPU a block is one 256² map. Fewer, larger
+    ops keep torch's per-call overhead and the hand-over of the GIL between workers small against the
+    arithmetic; larger blocks are slower again, their temporaries outgrow the caches.
+    """
+    budget = _CPU_BLOCK if device.type == "cpu" else _DEVICE_BLOCK
+    per_map = max(height * width, 2 * (height - 1) * (width - 1))
+    if per_map <= budget:
+        return budget // per_map, height - 1
+    n_strips = -(-2 * (height - 1) * (width - 1) // budget)
+    return 1, -(-(height - 1) // n_strips)
+
+
+_INTRAOP = threading.Lock()
+_intraop = {"calls": 0, "threads": 1}  # calls holding torch's intra-op threads at 1, and the count to restore
+
+
+@contextlib.contextmanager
+def _workers(device: torch.device):
+    """Number of worker threads for the blocks; on CPU torch's intra-op threads are held at 1 meanwhile.
+
+    Blocks run on a pool of ``torch.get_num_threads()`` threads, each op on one thread. A torch op
+    releases the GIL while it computes, so whole-map blocks (few, large ops) scale with the workers,
+    whereas ops split further, or intra-op OpenMP regions inside the workers, spend the cores on
+    overhead and spin-waiting. Threads take torch's thread count at their first op, so it is set to
+    1 for the duration of the call and restored afterwards (concurrent calls share the saved count).
     """
     if device.type != "cpu":
-        return max(1, _DEVICE_BLOCK // (height * width)), height - 1, 1
-    per_map = max(height * width, 2 * (height - 1) * (width - 1))
-    if per_map <= _CPU_BLOCK:
-        return _CPU_BLOCK // per_map, height - 1, torch.get_num_threads()
-    rows = max(1, min(_CPU_BLOCK // (2 * (width - 1)), _CPU_BLOCK // width - 1))
-    n_strips = -(-(height - 1) // rows)
-    return 1, -(-(height - 1) // n_strips), torch.get_num_threads()
+        yield 1
+        return
+    with _INTRAOP:
+        if _intraop["calls"] == 0:
+            _intraop["threads"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _intraop["calls"] += 1
+        threads = _intraop["threads"]
+    try:
+        yield threads
+    finally:
+        with _INTRAOP:
+            _intraop["calls"] -= 1
+            if _intraop["calls"] == 0:
+                torch.set_num_threads(_intraop["threads"])
 
 
 def _numeric(maps) -> np.ndarray:
@@ -292,7 +327,7 @@ def _edge_triangles(hist, u, centre, k, k_centre, n_bins: int) -> None:
     """
     batch, height, width = u.shape
     lanes = _lane_offsets(batch, width - 1, n_bins, u.device)
-    ranks = torch.arange(3, device=u.device).mul_(hist.numel() // 3).view(3, 1, 1, 1, 1)
+    ranks = torch.arange(3, dtype=torch.int32, device=u.device).mul_(hist.numel() // 3).view(3, 1, 1, 1, 1)
 
     def pairs(edge: torch.Tensor) -> torch.Tensor:
         stride = edge.stride()
@@ -321,4 +356,4 @@ def _edge_triangles(hist, u, centre, k, k_centre, n_bins: int) -> None:
     kinks = torch.empty((3, *lo.shape), dtype=torch.complex128, device=u.device)
     torch.complex(ramps, steps, out=kinks[::2])  # at a: (rise, rise·a); at c: (fall, peak + fall·b)
     torch.add(kinks[0], kinks[2], out=kinks[1])  # at b: the sum, with the opposite sign
-    hist.scatter_add_(0, (kv + ranks).view(-1), kinks.view(-1))
+    hist.index_add_(0, kv.add_(ranks).view(-1), kinks.view(-1))
