@@ -40,7 +40,9 @@ cut by the window is not). ``periodic=True`` wraps the map instead (area ``H W``
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,8 +51,8 @@ from tqdm.auto import tqdm
 
 from dustcmb.errors import InputError
 
-_LANES = 8  # interleaved copies of every histogram, see _lane_index
-_CPU_BLOCK = 2**15  # elements per tensor op on CPU, see _blocking
+_LANES = 32  # interleaved copies of every histogram, see _lane_offsets
+_CPU_BLOCK = 2**17  # elements per tensor op on CPU, see _blocking
 _DEVICE_BLOCK = 2**22  # elements per tensor op on accelerators
 _FLOOR = 1e-300  # denominator floor: finite quotients of values <= ~1e3, exactly 0 where the numerator is
 
@@ -74,30 +76,33 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
     v0, v1, v2 : each [..., n_thresholds], float64
         ``V0`` (dimensionless), ``V1`` [1/px], ``V2`` [1/px²]; numpy for numpy input, torch on the
         input's device for torch input (not differentiable).
+
+    Notes
+    -----
+    On CPU, blocks of maps run on ``torch.get_num_threads()`` worker threads, and torch's intra-op
+    thread count is 1 for the duration of the call (see ``_workers``).
     """
     is_torch = isinstance(maps, torch.Tensor)
-    u = maps.detach() if is_torch else torch.from_numpy(_numeric(maps))  # float64 per block, not here
+    u = maps.detach() if is_torch else torch.from_numpy(_numeric(maps))  # float64 per strip, not here
     nu, order = _check(u, thresholds)
     height, width = u.shape[-2:]
     flat = u.reshape(-1, height, width)
     nu = torch.as_tensor(nu[order], dtype=torch.float64, device=u.device)
+    step = _grid_step(nu)
     area = height * width if periodic else (height - 1) * (width - 1)  # px²
     scale = torch.tensor([area, 4.0 * area, area], dtype=torch.float64, device=u.device)[:, None, None]
     out = torch.empty(3, flat.shape[0], nu.numel(), dtype=torch.float64, device=u.device)
-    maps_per_block, rows_per_strip, workers = _blocking(height + periodic, width + periodic, u.device)
+    maps_per_block, rows_per_strip = _blocking(height + periodic, width + periodic, u.device)
 
     def run(start: int) -> None:
-        block = flat[start : start + maps_per_block].to(torch.float64)
-        if periodic:
-            block = torch.cat([block, block[:, :1]], dim=1)
-            block = torch.cat([block, block[:, :, :1]], dim=2)
+        block = flat[start : start + maps_per_block]
         # Strips sharing a boundary row add up exactly: shared elements carry half weight in each.
-        strips = range(0, block.shape[1] - 1, rows_per_strip)
-        sums = sum(_sums(block[:, r : r + rows_per_strip + 1], nu) for r in strips)
+        strips = range(0, height - 1 + periodic, rows_per_strip)
+        sums = sum(_sums(_strip(block, r, rows_per_strip, periodic), nu, step) for r in strips)
         out[:, start : start + maps_per_block] = sums / scale  # V1 = length / (4 A)
 
     starts = range(0, flat.shape[0], maps_per_block)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _workers(u.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in tqdm(pool.map(run, starts), total=len(starts), disable=not progress, desc="Minkowski", unit="block"):
             pass
     out[..., torch.as_tensor(order, device=u.device)] = out.clone()
@@ -106,20 +111,61 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
     return v0, v1, v2
 
 
-def _blocking(height: int, width: int, device: torch.device) -> tuple[int, int, int]:
-    """Maps per block, cell rows per strip and worker threads.
+def _strip(block: torch.Tensor, start: int, rows: int, periodic: bool) -> torch.Tensor:
+    """Pixel rows ``start … start + rows`` of the maps [B, H, W] as float64, wrapped around if periodic."""
+    strip = block[:, start : start + rows + 1]
+    if periodic:
+        if start + rows >= block.shape[1]:  # the last strip closes the torus with row 0
+            strip = torch.cat([strip, block[:, :1]], dim=1)
+        strip = torch.cat([strip, strip[:, :, :1]], dim=2)
+    return strip.to(torch.float64)
 
-    On CPU every tensor op stays below torch's parallel grain (32768 elements), so it runs on one
-    thread with cache-sized temporaries that the allocator reuses; blocks run on a pool of
-    ``torch.get_num_threads()`` threads instead. Many small ops inside OpenMP regions stall badly when
-    the cores are shared (spin-waiting threads), and large temporaries cost page faults on every op.
+
+def _blocking(height: int, width: int, device: torch.device) -> tuple[int, int]:
+    """Maps per block and cell rows per strip: tensor ops of at most ``_CPU_BLOCK`` elements on CPU.
+
+    The largest temporaries hold two triangles per cell; on CPU a block is one 256² map. Fewer, larger
+    ops keep torch's per-call overhead and the hand-over of the GIL between workers small against the
+    arithmetic; larger blocks are slower again, their temporaries outgrow the caches.
+    """
+    budget = _CPU_BLOCK if device.type == "cpu" else _DEVICE_BLOCK
+    per_map = max(height * width, 2 * (height - 1) * (width - 1))
+    if per_map <= budget:
+        return budget // per_map, height - 1
+    n_strips = -(-2 * (height - 1) * (width - 1) // budget)
+    return 1, -(-(height - 1) // n_strips)
+
+
+_INTRAOP = threading.Lock()
+_intraop = {"calls": 0, "threads": 1}  # calls holding torch's intra-op threads at 1, and the count to restore
+
+
+@contextlib.contextmanager
+def _workers(device: torch.device):
+    """Number of worker threads for the blocks; on CPU torch's intra-op threads are held at 1 meanwhile.
+
+    Blocks run on a pool of ``torch.get_num_threads()`` threads, each op on one thread. A torch op
+    releases the GIL while it computes, so whole-map blocks (few, large ops) scale with the workers,
+    whereas ops split further, or intra-op OpenMP regions inside the workers, spend the cores on
+    overhead and spin-waiting. Threads take torch's thread count at their first op, so it is set to
+    1 for the duration of the call and restored afterwards (concurrent calls share the saved count).
     """
     if device.type != "cpu":
-        return max(1, _DEVICE_BLOCK // (height * width)), height - 1, 1
-    if height * width <= _CPU_BLOCK:
-        return _CPU_BLOCK // (height * width), height - 1, torch.get_num_threads()
-    n_strips = -(-(height - 1) // max(1, _CPU_BLOCK // width - 1))
-    return 1, -(-(height - 1) // n_strips), torch.get_num_threads()
+        yield 1
+        return
+    with _INTRAOP:
+        if _intraop["calls"] == 0:
+            _intraop["threads"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _intraop["calls"] += 1
+        threads = _intraop["threads"]
+    try:
+        yield threads
+    finally:
+        with _INTRAOP:
+            _intraop["calls"] -= 1
+            if _intraop["calls"] == 0:
+                torch.set_num_threads(_intraop["threads"])
 
 
 def _numeric(maps) -> np.ndarray:
@@ -142,69 +188,71 @@ def _check(u: torch.Tensor, thresholds) -> tuple[np.ndarray, np.ndarray]:
     return nu, np.argsort(nu, kind="stable")
 
 
-def _sums(u: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+def _sums(u: torch.Tensor, nu: torch.Tensor, step: float | None) -> torch.Tensor:
     """Area [px²], level length [px] and Euler characteristic [3, B, T] of windows u [B, H, W] (float64).
 
     Boundary rows and columns of the window carry half weight (corners a quarter) in area and χ.
     """
-    height, width = u.shape[-2:]
-    k = _bucket(u, nu)  # thresholds below each pixel: pixel above ν_j  <=>  j < k
+    batch, height, width = u.shape
+    n_bins = nu.numel() + 1
+    k = _bucket(u, nu, step)  # thresholds below each pixel: pixel above ν_j  <=>  j < k
     centre = ((u[:, :-1, :-1] + u[:, 1:, 1:]) + (u[:, :-1, 1:] + u[:, 1:, :-1])) / 4.0
-    k_centre = _bucket(centre, nu)
-    w_row = _edge_weights(height, u)
-    w_col = _edge_weights(width, u)
-    area = _count_above(k, w_row[:, None] * w_col[None, :], nu.numel())
-    length = _level_length(u, centre, k, k_centre, nu)
-    return torch.stack([area, length, _euler(k, k_centre, w_row, w_col, nu.numel())])
+    k_centre = _bucket(centre, nu, step)
+    area, euler = _area_euler(k, k_centre, n_bins)
+    return torch.stack([area, _level_length(u, centre, k, k_centre, nu), euler])
 
 
-def _bucket(x: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
-    """Number of thresholds strictly below each value (``searchsorted``, side left), int64.
-
-    Evenly spaced thresholds (the usual ``linspace``) use ``ceil((x − ν_0) / Δν)``, exact except for
-    values within round-off of a threshold, which get the binary search: several times faster.
-    """
+def _grid_step(nu: torch.Tensor) -> float | None:
+    """Spacing of evenly spaced ascending thresholds (the usual ``linspace``), None for any other set."""
     n = nu.numel()
-    step = (nu[-1] - nu[0]) / max(n - 1, 1)
+    if n < 2:
+        return None
+    step = (nu[-1] - nu[0]) / (n - 1)
     grid = nu[0] + step * torch.arange(n, dtype=nu.dtype, device=nu.device)
-    if n < 2 or step <= 0 or (nu - grid).abs().max() > 1e-9 * step:
-        return torch.searchsorted(nu, x)
+    return float(step) if step > 0 and (nu - grid).abs().max() <= 1e-9 * step else None
+
+
+def _bucket(x: torch.Tensor, nu: torch.Tensor, step: float | None) -> torch.Tensor:
+    """Number of thresholds strictly below each value (``searchsorted``, side left), int32.
+
+    Evenly spaced thresholds use ``ceil((x − ν_0) / Δν)``, exact except for values within round-off
+    of a threshold, which get the binary search: many times faster.
+    """
+    if step is None:
+        return torch.searchsorted(nu, x, out_int32=True)
     position = (x - nu[0]) / step
-    bucket = position.ceil().clamp_(0, n).long()
-    near = (position - position.round()).abs_() < 1e-6
-    if near.any():
-        bucket[near] = torch.searchsorted(nu, x[near])
+    bucket = position.ceil()
+    gap = bucket - position  # in [0, 1): near 0 or 1 means a threshold within round-off
+    smallest, largest = (float(g) for g in torch.aminmax(gap))
+    bucket = bucket.clamp_(0, nu.numel()).int()
+    if smallest < 1e-6 or largest > 1 - 1e-6:
+        near = (gap < 1e-6) | (gap > 1 - 1e-6)
+        bucket[near] = torch.searchsorted(nu, x[near], out_int32=True)
     return bucket
 
 
-def _edge_weights(n: int, like: torch.Tensor) -> torch.Tensor:
-    """Fraction of window cells around each grid line: ½ for the two boundary lines, else 1."""
-    w = torch.ones(n, dtype=torch.float64, device=like.device)
-    w[[0, -1]] = 0.5
-    return w
+@functools.lru_cache(maxsize=16)
+def _weights(batch: int, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Fraction of window cells around each vertex, horizontal and vertical edge, flattened over B maps.
 
-
-def _histogram(k: torch.Tensor, weight: torch.Tensor, n_thresholds: int) -> torch.Tensor:
-    """Sum of ``weight`` per bucket index: [B, T+1] from k [B, ...] and weight broadcastable to k."""
-    index = _lane_index(k, n_thresholds + 1)
-    hist = torch.zeros(k.shape[0], _LANES * (n_thresholds + 1), dtype=torch.float64, device=k.device)
-    hist.scatter_add_(1, index, weight.expand(k.shape).reshape(index.shape))
-    return _merge_lanes(hist)
-
-
-def _lane_index(k: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Index [B, M] into ``_LANES`` interleaved copies of an ``n_bins`` histogram.
-
-    Neighbouring pixels mostly share a bin, and a run of adds to one address serialises: spreading
-    consecutive elements over separate copies makes the scatter several times faster.
+    Boundary grid lines border one row (column) of cells instead of two: ½, corners ¼, else 1.
     """
-    flat = k.flatten(1)
-    return flat + _lane_offsets(flat.shape[1], n_bins, k.device)
+    w_row, w_col = (torch.ones(n, dtype=torch.float64, device=device) for n in (height, width))
+    w_row[[0, -1]] = w_col[[0, -1]] = 0.5
+    shapes = (height, width), (height, width - 1), (height - 1, width)
+    weights = w_row[:, None] * w_col, w_row[:, None], w_col
+    return tuple(w.expand(batch, *shape).flatten() for w, shape in zip(weights, shapes))
 
 
 @functools.lru_cache(maxsize=16)
-def _lane_offsets(m: int, n_bins: int, device: torch.device) -> torch.Tensor:
-    return (torch.arange(m, device=device) % _LANES * n_bins)[None]
+def _lane_offsets(batch: int, width: int, n_bins: int, device: torch.device) -> torch.Tensor:
+    """Index offset [B, 1, W] (int32) of the histogram copy that each map and column adds to.
+
+    Neighbouring pixels mostly share a bin, and a run of adds to one address serialises: spreading
+    consecutive columns over ``_LANES`` interleaved copies makes the counting several times faster.
+    """
+    lane = torch.arange(width, device=device) % _LANES + _LANES * torch.arange(batch, device=device)[:, None]
+    return (lane * n_bins).int()[:, None]
 
 
 def _merge_lanes(hist: torch.Tensor) -> torch.Tensor:
@@ -212,34 +260,40 @@ def _merge_lanes(hist: torch.Tensor) -> torch.Tensor:
     return hist.unflatten(-1, (_LANES, -1)).sum(-2)
 
 
-def _count_above(k: torch.Tensor, weight: torch.Tensor, n_thresholds: int) -> torch.Tensor:
-    """Σ weight · [element above ν_j] = Σ over elements with k > j, for every j: [B, T]."""
-    return _tail_sum(_histogram(k, weight, n_thresholds))
-
-
 def _tail_sum(hist: torch.Tensor) -> torch.Tensor:
     """From a histogram over k ∈ [0, T], the sums over k > j for j ∈ [0, T)."""
-    return hist.flip(-1).cumsum(-1).flip(-1)[:, 1:]
+    return hist.flip(-1).cumsum(-1).flip(-1)[..., 1:]
 
 
-def _euler(k, k_centre, w_row, w_col, n_thresholds: int) -> torch.Tensor:
-    """Window-weighted Euler characteristic [B, T]: vertices − edges + cells − saddles."""
-    k_h = torch.minimum(k[:, :, :-1], k[:, :, 1:])  # horizontal grid edges, weight of their row
-    k_v = torch.minimum(k[:, :-1, :], k[:, 1:, :])  # vertical grid edges, weight of their column
-    k_cell = torch.minimum(k_h[:, :-1, :], k_h[:, 1:, :])
-    one = torch.ones((), dtype=torch.float64, device=k.device)
-    hist = _histogram(k, w_row[:, None] * w_col[None, :], n_thresholds)
-    hist -= _histogram(k_h, w_row[:, None], n_thresholds)
-    hist -= _histogram(k_v, w_col[None, :], n_thresholds)
-    hist += _histogram(k_cell, one, n_thresholds)
-    # Saddle with diagonal (p, q) above and (r, s) not: max(r, s) <= ν < min(p, q, centre).
+def _area_euler(k, k_centre, n_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window-weighted area and Euler characteristic [B, T]: χ = vertices − edges + cells − saddles.
+
+    A cell is a saddle at ν_j when one diagonal pair of corners and the centre are above ν_j and the
+    other pair is not. Both pairs cannot qualify at the same ν, so with (m, M) the (min, max) of each
+    pair's counts the saddle range is min(M₁, M₂) <= j < min(max(m₁, m₂), k_centre). All weights are
+    multiples of ¼: the sums are exact.
+    """
+    batch, height, width = k.shape
+    size = batch * _LANES * n_bins
+    lanes = _lane_offsets(batch, width, n_bins, k.device)
+    cell_lanes = lanes[..., :-1]
+    w_vertex, w_row, w_col = _weights(batch, height, width, k.device)
     k00, k11, k10, k01 = k[:, :-1, :-1], k[:, 1:, 1:], k[:, :-1, 1:], k[:, 1:, :-1]
-    for (p, q), (r, s) in (((k00, k11), (k10, k01)), ((k10, k01), (k00, k11))):
-        low = torch.maximum(r, s)
-        high = torch.maximum(torch.minimum(torch.minimum(p, q), k_centre), low)
-        hist += _histogram(low, one, n_thresholds)  # saddle active for low <= j < high: −1 there
-        hist -= _histogram(high, one, n_thresholds)
-    return _tail_sum(hist)
+    low1, high1 = torch.minimum(k00, k11), torch.maximum(k00, k11)
+    low2, high2 = torch.minimum(k10, k01), torch.maximum(k10, k01)
+    saddle_from = torch.minimum(high1, high2)
+    saddle_to = torch.maximum(torch.minimum(torch.maximum(low1, low2), k_centre), saddle_from)
+
+    def count(counts: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.bincount(counts.view(-1), weight, minlength=size)
+
+    vertices = count(k + lanes, w_vertex)
+    edges = count(torch.minimum(k[:, :, :-1], k[:, :, 1:]).add_(cell_lanes), w_row)
+    edges += count(torch.minimum(k[:, :-1], k[:, 1:]).add_(lanes), w_col)
+    cells = count(torch.minimum(low1, low2).add_(cell_lanes)) + count(saddle_from.add_(cell_lanes))
+    cells -= count(saddle_to.add_(cell_lanes))  # saddle for saddle_from <= j < saddle_to: −1 there
+    area, euler = _tail_sum(_merge_lanes(torch.stack([vertices, vertices - edges + cells]).view(2, batch, -1)))
+    return area, euler
 
 
 def _level_length(u, centre, k, k_centre, nu) -> torch.Tensor:
@@ -249,38 +303,57 @@ def _level_length(u, centre, k, k_centre, nu) -> torch.Tensor:
     with ``ramp(x0, x1) = clip((ν − x0) / (x1 − x0), 0, 1)``. Each ramp is a step of its weight at
     ``x1`` plus, where a threshold falls inside it, ``s (ν − x0)`` on ``[x0, x1)``: histograms over
     the bucket index collect the constant parts and the slopes ``s``, and their running sums give
-    length_j = constant_j + ν_j slope_j.
+    length_j = constant_j + ν_j slope_j. Slope and constant travel as the real and imaginary part of
+    one complex histogram per vertex rank (a, b, c); the signs are applied after the scatter.
     """
     n_bins = nu.numel() + 1
-    hist = torch.zeros(2, 2, u.shape[0], _LANES * n_bins, dtype=torch.float64, device=u.device)
-    (add_const, add_slope), (sub_const, sub_slope) = hist  # added and subtracted contributions
-    for edge, k_edge, cells in (
-        ((u[:, :, :-1], u[:, :, 1:]), (k[:, :, :-1], k[:, :, 1:]), (np.s_[:, :-1, :], np.s_[:, 1:, :])),
-        ((u[:, :-1, :], u[:, 1:, :]), (k[:, :-1, :], k[:, 1:, :]), (np.s_[:, :, :-1], np.s_[:, :, 1:])),
-    ):
-        half_diff_sq, half_sum = ((edge[1] - edge[0]) / 2.0).square_(), (edge[1] + edge[0]) / 2.0
-        lo, hi = torch.minimum(*edge), torch.maximum(*edge)
-        k_lo, k_hi = torch.minimum(*k_edge), torch.maximum(*k_edge)
-        for cell in cells:  # the triangle (edge, centre) in each of the two cells along the edge
-            a, b, c = _sort3(lo[cell], hi[cell], centre)
-            ka, kb, kc = _sort3(k_lo[cell], k_hi[cell], k_centre)  # bucketing is monotone in the value
-            ka_lane, kb_lane, kc_lane = (_lane_index(x, n_bins) for x in (ka, kb, kc))
-            # |∇u| on a triangle of base 1 px and height ½ px is hypot(Δu_edge, 2 (u_centre − ū_edge)) / 2.
-            grad = (centre - half_sum[cell]).square_().add_(half_diff_sq[cell]).sqrt_()
-            peak = grad.div_((c - a).clamp_min_(_FLOOR))  # chord at ν = b (area ¼ px²), 0 if flat
-            rise = (peak / (b - a)).masked_fill_(ka >= kb, 0.0)  # slopes only where a threshold is inside
-            fall = (peak / (c - b)).masked_fill_(kb >= kc, 0.0)
-            rise_a, fall_b = rise * a, fall * b
-            step_c = peak + fall_b
-            for h, idx, val in (
-                (add_slope, ka_lane, rise), (sub_slope, kb_lane, rise + fall), (add_slope, kc_lane, fall),
-                (sub_const, ka_lane, rise_a), (add_const, kb_lane, step_c + rise_a), (sub_const, kc_lane, step_c),
-            ):
-                h.scatter_add_(1, idx, val.flatten(1))
-    const, slope = _merge_lanes(hist[0] - hist[1]).cumsum(-1)[..., :-1]
+    batch = u.shape[0]
+    hist = torch.zeros(3 * batch * _LANES * n_bins, dtype=torch.complex128, device=u.device)
+    _edge_triangles(hist, u, centre, k, k_centre, n_bins)
+    # The triangles on the vertical edges of u are those on the horizontal edges of its transpose.
+    _edge_triangles(hist, *(x.transpose(1, 2).contiguous() for x in (u, centre, k, k_centre)), n_bins)
+    a, b, c = _merge_lanes(hist.view(3, batch, -1))
+    slope = (a.real - b.real + c.real).cumsum(-1)[:, :-1]
+    const = (b.imag - a.imag - c.imag).cumsum(-1)[:, :-1]
     return const + nu * slope
 
 
-def _sort3(x, y_hi, z):
-    """Element-wise (min, median, max) of ``x <= y_hi`` and ``z``."""
-    return torch.minimum(x, z), torch.maximum(x, torch.minimum(y_hi, z)), torch.maximum(y_hi, z)
+def _edge_triangles(hist, u, centre, k, k_centre, n_bins: int) -> None:
+    """Add to ``hist`` the kinks of the triangles (horizontal edge, centre of a cell next to it).
+
+    Edge quantities [B, H, W − 1] are viewed as [B, 2, H − 1, W − 1], the edges above and below each
+    cell. Counts carry the lane offset of their cell's column, which sorting preserves, and each
+    vertex rank (a, b, c) adds to its own third of ``hist``.
+    """
+    batch, height, width = u.shape
+    lanes = _lane_offsets(batch, width - 1, n_bins, u.device)
+    ranks = torch.arange(3, dtype=torch.int32, device=u.device).mul_(hist.numel() // 3).view(3, 1, 1, 1, 1)
+
+    def pairs(edge: torch.Tensor) -> torch.Tensor:
+        stride = edge.stride()
+        return edge.as_strided((batch, 2, height - 1, width - 1), (stride[0], stride[1], *stride[1:]))
+
+    p, q, kp, kq = u[:, :, :-1], u[:, :, 1:], k[:, :, :-1], k[:, :, 1:]
+    lo, hi = pairs(torch.minimum(p, q)), pairs(torch.maximum(p, q))
+    k_lo, k_hi = pairs(torch.minimum(kp, kq).add_(lanes)), pairs(torch.maximum(kp, kq).add_(lanes))
+    half_sum, half_diff_sq = pairs((p + q) / 2.0), pairs(((q - p) / 2.0).square_())
+    z, kz = centre[:, None], (k_centre + lanes)[:, None]
+    v = torch.empty((3, *lo.shape), dtype=u.dtype, device=u.device)
+    a, b, c = v
+    torch.minimum(lo, z, out=a), torch.maximum(hi, z, out=c)
+    torch.maximum(torch.minimum(hi, z, out=b), lo, out=b)
+    kv = torch.empty((3, *lo.shape), dtype=k.dtype, device=u.device)
+    ka, kb, kc = kv
+    torch.minimum(k_lo, kz, out=ka), torch.maximum(k_hi, kz, out=kc)
+    torch.maximum(torch.minimum(k_hi, kz, out=kb), k_lo, out=kb)
+    # |∇u| on a triangle of base 1 px and height ½ px is hypot(Δu_edge, 2 (u_centre − ū_edge)) / 2.
+    grad = (z - half_sum).square_().add_(half_diff_sq).sqrt_()
+    peak = grad.div_((c - a).clamp_min_(_FLOOR))  # chord at ν = b (area ¼ px²), 0 if flat
+    # Slopes of the rise (a, b) and the fall (b, c), only where a threshold is inside (count difference >= 1).
+    ramps = (peak / (v[1:] - v[:-1]).clamp_min_(_FLOOR)).mul_((kv[1:] - kv[:-1]).clamp_max_(1))
+    steps = ramps * v[:2]  # rise·a, fall·b
+    steps[1] += peak  # at c the chord also drops by peak
+    kinks = torch.empty((3, *lo.shape), dtype=torch.complex128, device=u.device)
+    torch.complex(ramps, steps, out=kinks[::2])  # at a: (rise, rise·a); at c: (fall, peak + fall·b)
+    torch.add(kinks[0], kinks[2], out=kinks[1])  # at b: the sum, with the opposite sign
+    hist.index_add_(0, kv.add_(ranks).view(-1), kinks.view(-1))
