@@ -73,8 +73,8 @@ def test_vectorised_over_maps_and_any_threshold_order():
 
 
 def test_large_maps_split_into_strips_match_their_transpose():
-    """Maps above 2^15 pixels are processed in row strips; transposing or flipping changes the strips
-    but not the functionals (the estimator is symmetric under the square's reflections)."""
+    """Transposing or flipping changes how a non-square map is traversed but not the functionals (the
+    estimator is symmetric under the square's reflections); strips are covered by the next test."""
     u = gaussian_fields(smoothed_white_spectrum(256, 20.0, 3.0), 1, 256, 20.0, seed=9)[0, :230, :190]
     nu = np.linspace(-2, 2, 7) * u.std()
     for other in (u.T, u[::-1], u[:, ::-1]):
