@@ -40,9 +40,7 @@ cut by the window is not). ``periodic=True`` wraps the map instead (area ``H W``
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -50,6 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dustcmb.errors import InputError
+from dustcmb.stats.threads import cpu_workers
 
 _LANES = 32  # interleaved copies of every histogram, see _lane_offsets
 _CPU_BLOCK = 2**17  # elements per tensor op on CPU, see _blocking
@@ -80,7 +79,7 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
     Notes
     -----
     On CPU, blocks of maps run on ``torch.get_num_threads()`` worker threads, and torch's intra-op
-    thread count is 1 for the duration of the call (see ``_workers``).
+    thread count is 1 for the duration of the call (see :func:`dustcmb.stats.threads.cpu_workers`).
     """
     is_torch = isinstance(maps, torch.Tensor)
     u = maps.detach() if is_torch else torch.from_numpy(_numeric(maps))  # float64 per strip, not here
@@ -102,7 +101,7 @@ def minkowski(maps, thresholds, *, periodic: bool = False, progress: bool = Fals
         out[:, start : start + maps_per_block] = sums / scale  # V1 = length / (4 A)
 
     starts = range(0, flat.shape[0], maps_per_block)
-    with _workers(u.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
+    with cpu_workers(u.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in tqdm(pool.map(run, starts), total=len(starts), disable=not progress, desc="Minkowski", unit="block"):
             pass
     out[..., torch.as_tensor(order, device=u.device)] = out.clone()
@@ -134,38 +133,6 @@ def _blocking(height: int, width: int, device: torch.device) -> tuple[int, int]:
         return budget // per_map, height - 1
     n_strips = -(-2 * (height - 1) * (width - 1) // budget)
     return 1, -(-(height - 1) // n_strips)
-
-
-_INTRAOP = threading.Lock()
-_intraop = {"calls": 0, "threads": 1}  # calls holding torch's intra-op threads at 1, and the count to restore
-
-
-@contextlib.contextmanager
-def _workers(device: torch.device):
-    """Number of worker threads for the blocks; on CPU torch's intra-op threads are held at 1 meanwhile.
-
-    Blocks run on a pool of ``torch.get_num_threads()`` threads, each op on one thread. A torch op
-    releases the GIL while it computes, so whole-map blocks (few, large ops) scale with the workers,
-    whereas ops split further, or intra-op OpenMP regions inside the workers, spend the cores on
-    overhead and spin-waiting. Threads take torch's thread count at their first op, so it is set to
-    1 for the duration of the call and restored afterwards (concurrent calls share the saved count).
-    """
-    if device.type != "cpu":
-        yield 1
-        return
-    with _INTRAOP:
-        if _intraop["calls"] == 0:
-            _intraop["threads"] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _intraop["calls"] += 1
-        threads = _intraop["threads"]
-    try:
-        yield threads
-    finally:
-        with _INTRAOP:
-            _intraop["calls"] -= 1
-            if _intraop["calls"] == 0:
-                torch.set_num_threads(_intraop["threads"])
 
 
 def _numeric(maps) -> np.ndarray:

@@ -9,8 +9,9 @@ The estimator therefore
    4 sin²(π k_y/N) ∝ ℓ²`` and removes the mean, so the field that meets the window is nearly white);
 2. **apodises** both difference maps with a separable Tukey window ``W`` (a sin² rise over a fraction
    ``taper`` of the side at each edge, flat in between);
-3. takes ``|F(W d_x)|² + |F(W d_y)|²`` with one complex FFT of ``W (d_x + i d_y)`` on the ``N × N``
-   grid, divides every mode by ``|H(k)|²`` and by the window's mean ``w²``, and scales by ``Δ²/N²``
+3. takes ``|F(W d_x)|² + |F(W d_y)|²`` with real FFTs on the ``N × N`` grid (half the plane: the
+   other half holds the complex conjugates), divides every mode by ``|H(k)|²`` and by the window's
+   mean ``w²``, and scales by ``Δ²/N²``
    (pixel ``Δ = L/N`` for a patch of side ``L``): a periodic field with spectrum ``C_ℓ`` returns the
    ring average of ``C_ℓ``;
 4. averages modes in rings one FFT mode wide (ring ``i`` holds the modes with ``round(|k|) = i``) and
@@ -32,9 +33,13 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from dustcmb.stats.threads import cpu_workers
 
 TAPER = 0.25  # apodisation: sin² rise over this fraction of the side at each edge
 BANDLIMIT_START = 0.75  # fraction of ℓ_Nyq where the patch band-limit window starts to cut power
@@ -85,16 +90,50 @@ def window(npix: int, taper: float = TAPER) -> np.ndarray:
     return np.where(edge < taper, np.sin(0.5 * np.pi * edge / max(taper, 1e-12)) ** 2, 1.0)
 
 
+CHUNK_PIXELS = 2**19  # maps per chunk × N²: a chunk's buffers stay in the CPU caches (8 × 256²)
+
+
 @functools.lru_cache(maxsize=32)
 def _torch_plan(npix: int, taper: float, dtype: torch.dtype, device: torch.device):
-    """Window [N−1, N−1], bin index and per-mode weights (with the normalisation folded in) as tensors."""
-    w = window(npix - 1, taper)
+    """Window on the N × N grid; bin index and weight of each half-plane (``rfft2``) mode used.
+
+    The window is the Tukey window of the ``N − 1`` difference samples, padded with a zero last row
+    and column, so a difference taken across the patch edge never reaches the FFT. Only the modes
+    with ``|k_x|, |k_y| ≤ K`` (``K`` the last reported ring) can fall in a reported ring: the rows
+    ``k_y = 0 … K`` and ``N − K … N − 1`` of the first ``K + 1`` columns, returned as ``rows`` and
+    ``cols``. The weights fold in 1/|H|², the ring counts, the window's mean ``w²`` and a factor 2
+    for the columns ``0 < k_x < N/2`` whose conjugate modes the half plane omits.
+    """
+    w = np.zeros(npix)
+    w[:-1] = window(npix - 1, taper)
     w2d = np.outer(w, w)
     index, weight, _, counts = _modes(npix)
-    mean_w2 = (w2d**2).sum() / npix**2  # the window sits in the N × N grid, padded with zeros
-    weight = weight / (counts[index] * mean_w2 * npix**2)
-    return (torch.as_tensor(w2d, dtype=dtype, device=device), torch.as_tensor(index, device=device),
-            torch.as_tensor(weight, dtype=dtype, device=device))
+    mean_w2 = (w2d**2).sum() / npix**2
+    weight = (weight / (counts[index] * mean_w2 * npix**2)).reshape(npix, npix)
+    cols = int(reported_rings(npix)[-1]) + 1
+    rows = np.r_[0:cols, npix - cols + 1 : npix]
+    conjugate = np.where((np.arange(cols) == 0) | (np.arange(cols) == npix // 2), 1.0, 2.0)
+    used_weight = weight[rows, :cols] * conjugate
+    used_index = index.reshape(npix, npix)[rows, :cols]
+    return (torch.as_tensor(w2d, dtype=dtype, device=device), torch.as_tensor(rows, device=device), cols,
+            torch.as_tensor(used_index.ravel(), device=device),
+            torch.as_tensor(used_weight, dtype=dtype, device=device))
+
+
+def _windowed_differences(x: torch.Tensor, w2d: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``W d_x`` and ``W d_y`` of maps ``x`` [B, N, N] stacked as [2, B, N, N].
+
+    Without autograd the differences are written into the reused buffer ``out`` (no temporaries:
+    this and the FFT are the estimator's cost); with autograd they are built out of place.
+    """
+    if out is None:
+        dx = torch.nn.functional.pad(x[..., 1:] - x[..., :-1], (0, 1))
+        dy = torch.nn.functional.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+        return torch.stack((dx, dy)) * w2d
+    out = out[:, : x.shape[0]]
+    torch.sub(x[..., 1:], x[..., :-1], out=out[0, ..., :-1])
+    torch.sub(x[..., 1:, :], x[..., :-1, :], out=out[1, ..., :-1, :])
+    return out.mul_(w2d)  # the unwritten last column of d_x and row of d_y stay 0 from new_zeros
 
 
 def power_spectrum(maps, size_deg: float, taper: float = TAPER):
@@ -127,14 +166,37 @@ def power_spectrum(maps, size_deg: float, taper: float = TAPER):
     if not 0 < taper <= 0.5:
         raise ValueError(f"taper={taper} must lie in (0, 0.5]")
     x = maps if maps.is_floating_point() else maps.float()
-    w2d, index, weight = _torch_plan(npix, float(taper), x.dtype, x.device)
-    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
-    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
-    f = torch.fft.fft2(torch.complex(dx * w2d, dy * w2d), s=(npix, npix))
-    power = (f.real.square() + f.imag.square()).flatten(-2) * weight
-    summed = torch.zeros(*power.shape[:-1], n_bins(npix), dtype=x.dtype, device=x.device)
+    plan = _torch_plan(npix, float(taper), x.dtype, x.device)
+    flat = x.reshape(-1, npix, npix)
+    chunk = max(1, CHUNK_PIXELS // npix**2)
+    starts = range(0, flat.shape[0], chunk)
+    if (torch.is_grad_enabled() and x.requires_grad) or len(starts) < 2:
+        parts = [_chunk_power(flat[start : start + chunk], plan, None) for start in starts]
+        cl = torch.cat(parts) if parts else flat.new_zeros(0, n_bins(npix))
+    else:  # chunks in parallel, one buffer per worker thread, no graph
+        cl = flat.new_empty(flat.shape[0], n_bins(npix))
+        local = threading.local()
+
+        def run(start: int) -> None:
+            if not hasattr(local, "buffer"):
+                local.buffer = x.new_zeros(2, chunk, npix, npix)
+            cl[start : start + chunk] = _chunk_power(flat[start : start + chunk], plan, local.buffer)
+
+        with cpu_workers(x.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, starts))
     pixel_rad = math.radians(size_deg) / npix
-    return ell_bins(npix, size_deg), summed.index_add(-1, index, power) * pixel_rad**2
+    return ell_bins(npix, size_deg), cl.reshape(*x.shape[:-2], -1) * pixel_rad**2
+
+
+def _chunk_power(x: torch.Tensor, plan, buffer: torch.Tensor | None) -> torch.Tensor:
+    """Ring sums of the weighted power of maps ``x`` [B, N, N] (before the pixel-area factor)."""
+    w2d, rows, cols, index, weight = plan
+    f = torch.fft.rfft2(_windowed_differences(x, w2d, buffer))
+    f = f[..., :cols].index_select(-2, rows)
+    power = f[0].real.square()  # |F(W d_x)|² + |F(W d_y)|², accumulated in place
+    power.addcmul_(f[0].imag, f[0].imag).addcmul_(f[1].real, f[1].real).addcmul_(f[1].imag, f[1].imag)
+    power = power.mul_(weight).flatten(-2)
+    return power.new_zeros(power.shape[0], n_bins(x.shape[-1])).index_add_(-1, index, power)
 
 
 def bin_theory(ell, cl, npix: int, size_deg: float) -> np.ndarray:
