@@ -72,6 +72,21 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     assert "coverage_68" in runs["separation-evaluate"].data.metrics
 
 
+def test_the_cilc_prior_and_per_map_inputs_run_end_to_end(tmp_path, separation_data, monkeypatch):
+    """With the prior channel the network starts at the constrained ILC and four steps move it little:
+    measured 11.40 against the cILC's 11.39 µK (the same tiny training without the prior: 106 µK);
+    asserted within 5 %."""
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    params = separation_params(tmp_path / "params.yaml", val_maps=2, prior="cilc", input_norm="per_map")
+    model, metrics_path = tmp_path / "models", tmp_path / "separation.json"
+    assert run_cli("separation", "train", "--data", separation_data, "--out", model, "--params", params) == 0
+    assert json.loads((model / "config.json").read_text())["architecture"]["in_channels"] == 4
+    assert run_cli("separation", "evaluate", "--data", separation_data, "--model", model, "--metrics",
+                   metrics_path, "--plots", tmp_path / "plots", "--params", params) == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["map_rmse_uK"] < 1.05 * metrics["baselines"]["cilc"]["map_rmse_uK"]
+
+
 def test_killed_training_resumes_without_losing_epochs(tmp_path, separation_data, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     params = separation_params(tmp_path / "params.yaml", max_epochs=4, steps_per_epoch=3)

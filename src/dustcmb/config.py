@@ -235,6 +235,7 @@ class SimulationConfig:
     beta: float = 1.53
     temp_dust_k: float = 19.6
     beta_rms: float = 0.1
+    temp_dust_rms_k: float = 1.5
     beta_corr_deg: float = 3.0
     instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
@@ -251,6 +252,9 @@ class SimulationConfig:
         _require(0.5 <= self.beta <= 3.0, f"simulation.beta={self.beta}: use 0.5..3 (dust ≈ 1.5)")
         _require(self.temp_dust_k > 0, "simulation.temp_dust_k must be > 0 K")
         _require(self.beta_rms >= 0, "simulation.beta_rms must be >= 0")
+        _require(0 <= self.temp_dust_rms_k < self.temp_dust_k / 4,
+                 f"simulation.temp_dust_rms_k={self.temp_dust_rms_k}: use 0 <= rms < temp_dust_k / 4 "
+                 "(a Gaussian T_d field must stay positive)")
         _require(self.beta_corr_deg > 0, "simulation.beta_corr_deg must be > 0 deg")
         names = [f.name for f in dataclasses.fields(InstrumentPresets)]
         _require(self.instrument in names,
@@ -291,8 +295,13 @@ class SeparationConfig:
     mc_passes: int = 100
     mc_batch: int = 200
     calibration_maps: int = 192
+    prior: str = "none"
+    input_norm: str = "global"
 
     def __post_init__(self) -> None:
+        _require(self.prior in ("none", "cilc"), f"separation.prior={self.prior!r}: use none or cilc")
+        _require(self.input_norm in ("global", "per_map"),
+                 f"separation.input_norm={self.input_norm!r}: use global or per_map")
         for name in ("base_channels", "batch_size", "max_epochs", "patience", "mc_passes", "mc_batch"):
             _require(getattr(self, name) > 0, f"separation.{name}={getattr(self, name)} must be > 0")
         for name in ("steps_per_epoch", "val_maps", "workers", "calibration_maps"):

@@ -51,6 +51,7 @@ from dustcmb.separation import calibration
 from dustcmb.separation.cilc import cilc_combine, dust_mixing
 from dustcmb.separation.hilc import hilc_combine
 from dustcmb.separation.ilc import beam_free, ilc_combine
+from dustcmb.separation.inputs import network_inputs
 from dustcmb.separation.mc import QUANTILES, load_model, mc_predict
 from dustcmb.separation.train import EXPERIMENT
 from dustcmb.simulation.store import open_datasets
@@ -152,9 +153,10 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
         items = [test.sample_uk(i) for i in range(first, min(first + CHUNK, stop))]
         channels_uk = np.stack([c for c, _ in items])
         cmb_uk = np.stack([t for _, t in items]).astype(np.float64)
-        inputs = torch.from_numpy(np.asarray(norm.inputs_to_unit(channels_uk), dtype=np.float32))
+        classical = classical_estimates(channels_uk, params)
+        inputs = torch.from_numpy(network_inputs(channels_uk, norm, params, prior=classical["cilc"]))
         pred = mc_predict(model, inputs, norm, cfg.mc_passes, cfg.mc_batch)
-        estimates = {"est": pred.mean_uk} | classical_estimates(channels_uk, params)
+        estimates = {"est": pred.mean_uk} | classical
         maps = [cmb_uk, *(estimates[e] for e in ESTIMATORS), *(estimates[e] - cmb_uk for e in ESTIMATORS)]
         ell, spectra = power_spectrum(np.concatenate(maps), params.patches.size_deg)
         names = ["cl_true", *(f"cl_{e}" for e in ESTIMATORS), *(f"clres_{e}" for e in ESTIMATORS)]

@@ -16,9 +16,10 @@ span(a, d), so ``C⁻¹`` is replaced by the pseudo-inverse ``C⁺`` (the same `
 ILC): because ``a`` and ``d`` lie in the range of ``C``, ``AᵀC⁺A`` is an invertible 2 × 2 matrix and
 ``w A = e₁ᵀ (AᵀC⁺A)⁻¹ AᵀC⁺A = e₁ᵀ`` holds exactly, so both constraints still hold. Among the
 weights that satisfy them (a line, all giving the same, exact, CMB when the data are CMB + that dust)
-``C⁺`` picks the one in span(a, d). If the SED is wrong (β varies over the patch, ``beta_rms`` > 0, or
-differs from the assumed β) the dust is only partly nulled; if ``AᵀC⁺A`` is singular (d ∥ a, or a
-channel set that cannot see the dust) the 2 × 2 solve uses a pseudo-inverse as well.
+``C⁺`` picks the one in span(a, d). If the SED is wrong (β or T_d varies over the patch,
+``beta_rms`` or ``temp_dust_rms_k`` > 0, or differs from the assumed values) the dust is only partly
+nulled; if ``AᵀC⁺A`` is singular (d ∥ a, or a channel set that cannot see the dust) the 2 × 2 solve
+uses a pseudo-inverse as well.
 
 The SED is taken from ``params.simulation`` (β, T_d, frequencies): the method knows the true mean SED,
 which is optimistic for real data.

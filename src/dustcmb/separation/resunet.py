@@ -82,13 +82,18 @@ class ResUNet(nn.Module):
         Features of the first two encoder blocks.
     dropout : sequence of float
         Dropout rate per level, outermost first.
+    prior_channel : bool
+        The last input channel is a CMB estimate in target units (:mod:`dustcmb.separation.inputs`):
+        the output is that channel plus the network's correction, whose head starts at zero, so an
+        untrained network returns the estimate unchanged.
     """
 
     def __init__(self, npix: int, size_deg: float, in_channels: int = 3, base_channels: int = 16,
-                 dropout: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30)) -> None:
+                 dropout: tuple[float, ...] = (0.05, 0.10, 0.20, 0.30), prior_channel: bool = False) -> None:
         super().__init__()
         self.npix, self.size_deg = npix, size_deg
         self.in_channels, self.base_channels, self.dropout = in_channels, base_channels, tuple(dropout)
+        self.prior_channel = prior_channel
         levels = [min(k // 2, len(self.dropout) - 1) for k in range(n_blocks(npix))]
         widths = [in_channels] + [base_channels * 2**level for level in levels]
         rates = [self.dropout[level] for level in levels]
@@ -99,11 +104,15 @@ class ResUNet(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(widths[k + 1] if k == len(levels) - 1 else outs[k + 1],
                                                   widths[k], outs[k], rates[k]) for k in range(len(levels)))
         self.head = nn.Conv2d(base_channels, 1, kernel_size=1)
+        if prior_channel:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def config(self) -> dict:
         """Constructor arguments, for rebuilding the network from a saved state dict."""
         return {"npix": self.npix, "size_deg": self.size_deg, "in_channels": self.in_channels,
-                "base_channels": self.base_channels, "dropout": list(self.dropout)}
+                "base_channels": self.base_channels, "dropout": list(self.dropout),
+                "prior_channel": self.prior_channel}
 
     def spectrum(self, maps: torch.Tensor) -> torch.Tensor:
         """``D_ℓ`` [(map unit)²] of maps ``[B, 1, N, N]`` at the bins of :func:`power_spectrum`: ``[B, n_bins]``."""
@@ -112,11 +121,12 @@ class ResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised inputs ``[B, C, N, N]`` → (CMB map ``[B, 1, N, N]``, its ``D_ℓ`` ``[B, n_bins]``)."""
+        prior = x[:, -1:] if self.prior_channel else None
         skips = []
         for block in self.encoder:
             skips.append(x)
             x = block(x)
         for block, skip in zip(reversed(self.decoder), reversed(skips)):
             x = block(x, skip)
-        cmb = self.head(x)
+        cmb = self.head(x) if prior is None else self.head(x) + prior
         return cmb, self.spectrum(cmb)

@@ -39,6 +39,7 @@ from dustcmb import tracking
 from dustcmb.config import Params
 from dustcmb.errors import ConfigError
 from dustcmb.seeding import Stream, numpy_rng
+from dustcmb.separation.inputs import NetworkInputs, n_inputs
 from dustcmb.separation.mc import MODEL_NAME
 from dustcmb.separation.resunet import ResUNet
 from dustcmb.simulation.dataset import SeparationDataset
@@ -124,9 +125,10 @@ def _fingerprint(params: Params, sets: dict) -> dict:
 
 def _loaders(params: Params, sets: dict, order: list[int]) -> tuple[DataLoader, DataLoader]:
     cfg = params.separation
-    val = sets["val"] if cfg.val_maps == 0 else Subset(sets["val"], range(min(cfg.val_maps, len(sets["val"]))))
-    train = DataLoader(sets["train"], batch_size=cfg.batch_size, sampler=order, drop_last=True,
-                       num_workers=cfg.workers)
+    val = NetworkInputs(sets["val"], params)
+    val = val if cfg.val_maps == 0 else Subset(val, range(min(cfg.val_maps, len(val))))
+    train = DataLoader(NetworkInputs(sets["train"], params), batch_size=cfg.batch_size, sampler=order,
+                       drop_last=True, num_workers=cfg.workers)
     return train, DataLoader(val, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
 
@@ -139,8 +141,9 @@ def _start(params: Params, data_dir: Path, checkpoint: Path, device: str,
         raise ConfigError(f"{len(sets['train'])} training maps is fewer than separation.batch_size="
                           f"{cfg.batch_size}; sample more GAN maps or lower the batch size")
     torch.manual_seed(params.seed)
-    model = ResUNet(params.patches.npix, params.patches.size_deg, sets["train"].simulator.n_channels,
-                    cfg.base_channels, cfg.dropout).to(device)
+    model = ResUNet(params.patches.npix, params.patches.size_deg,
+                    n_inputs(sets["train"].simulator.n_channels, cfg), cfg.base_channels, cfg.dropout,
+                    prior_channel=cfg.prior != "none").to(device)
     opt = torch.optim.Adamax(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     dl_ref = mean_target_dl(sets["train"], params.patches.size_deg).to(device)
     state = ResUNetState(fingerprint=_fingerprint(params, sets))
