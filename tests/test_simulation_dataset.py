@@ -126,6 +126,22 @@ def test_temperature_map_is_independent_and_leaves_the_other_streams_alone(built
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_mismatch_option_trains_on_one_sed_and_tests_on_varying_ones(inputs, tmp_path):
+    """``train_fixed_sed``: training maps are simulated with β and T_d fixed, held-out maps keep the
+    variations; so the noiseless 143 − r·353 combination recovers the training CMB exactly (to 0.05 µK,
+    float32 channels) but not the test CMB."""
+    _, samples, patches = inputs
+    params_path = write_params(tmp_path / "params.yaml", beta_rms=0.1, temp_dust_rms_k=1.5, train_fixed_sed=True)
+    sets = open_datasets(run_data(tmp_path, samples, patches, params_path), load_params(params_path))
+    assert sets["train"].simulator.cfg.beta_rms == 0 and sets["test"].simulator.cfg.beta_rms == 0.1
+    ratio = dust_kcmb_ratio(143.0, 1.53, 19.6)
+    errors = {}
+    for name in ("train", "test"):
+        channels_uk, cmb_uk = sets[name].sample_uk(0)
+        errors[name] = np.abs((channels_uk[0] - ratio * channels_uk[1]) / (1 - ratio) - cmb_uk).max()
+    assert errors["train"] < 0.05 < errors["test"]
+
+
 def test_missing_samples_fails_clearly_and_writes_nothing(inputs, tmp_path, capsys):
     _, _, patches = inputs
     params_path = write_params(tmp_path / "params.yaml")

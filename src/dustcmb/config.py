@@ -237,6 +237,7 @@ class SimulationConfig:
     beta_rms: float = 0.1
     temp_dust_rms_k: float = 1.5
     beta_corr_deg: float = 3.0
+    train_fixed_sed: bool = False
     instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64

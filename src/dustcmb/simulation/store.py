@@ -8,18 +8,21 @@
 - ``manifest.json``: input paths, geometry, seed and the ``simulation`` parameters used.
 
 The maps themselves are never written: :func:`open_datasets` rebuilds the three streaming sets
-from this directory, the GAN sample file and the patch set.
+from this directory, the GAN sample file and the patch set. With ``simulation.train_fixed_sed`` the
+training set is simulated with one SED everywhere and the held-out sets with the configured β and T_d
+variations (the train/test sky-model mismatch test).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from dustcmb.config import Params
+from dustcmb.config import Params, SimulationConfig
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.patches import split
 from dustcmb.seeding import Stream, numpy_rng
@@ -53,14 +56,19 @@ def open_inputs(params: Params, samples: Path, patches_dir: Path) -> tuple[DustS
     return generated, real, meta
 
 
+def train_sky(cfg: SimulationConfig) -> SimulationConfig:
+    """The training set's sky model: ``cfg`` itself, or one SED everywhere if ``train_fixed_sed``."""
+    return dataclasses.replace(cfg, beta_rms=0.0, temp_dust_rms_k=0.0) if cfg.train_fixed_sed else cfg
+
+
 def build(params: Params, samples: Path, patches_dir: Path, out_dir: Path, progress: bool = True) -> dict:
     """Compute the bank, splits and normalisation and write ``out_dir`` atomically; returns the manifest."""
     cfg, geometry = params.simulation, params.patches
     generated, real, meta = open_inputs(params, samples, patches_dir)
     lmax = camb_lmax(geometry.npix, geometry.size_deg)
     bank = make_bank(cfg.n_spectra, lmax, numpy_rng(params.seed, Stream.CMB_BANK), progress)
-    simulator = SkySimulator(bank, cfg, geometry.npix, geometry.size_deg, params.seed)
-    train = SeparationDataset(generated, np.arange(len(generated)), "train", simulator)
+    train = SeparationDataset(generated, np.arange(len(generated)), "train",
+                              SkySimulator(bank, train_sky(cfg), geometry.npix, geometry.size_deg, params.seed))
     normalisation = fit_normalisation(train, cfg.norm_maps, progress)
     val, test = split.indices(meta, split.VAL), split.indices(meta, split.TEST)
     manifest = {
@@ -105,10 +113,12 @@ def open_datasets(data_dir: str | Path, params: Params) -> dict[str, SeparationD
     if splits["n_train"] != len(generated) or any(splits[k] != v for k, v in now_split.items()):
         raise InputError(f"the GAN samples or patches changed since {data_dir} was built; "
                          "re-run `dustcmb separation data`")
-    simulator = SkySimulator(CmbBank.load(data_dir / "cmb_bank.npz"), params.simulation, geometry.npix,
-                             geometry.size_deg, params.seed)
+    bank, cfg = CmbBank.load(data_dir / "cmb_bank.npz"), params.simulation
+    simulator = SkySimulator(bank, cfg, geometry.npix, geometry.size_deg, params.seed)
+    train_simulator = SkySimulator(bank, train_sky(cfg), geometry.npix, geometry.size_deg, params.seed)
     normalisation = Normalisation.load(data_dir / "normalisation.json")
-    draws = params.simulation.held_out_realisations
-    return {"train": SeparationDataset(generated, np.arange(len(generated)), "train", simulator, normalisation),
+    draws = cfg.held_out_realisations
+    return {"train": SeparationDataset(generated, np.arange(len(generated)), "train", train_simulator,
+                                       normalisation),
             **{name: SeparationDataset(real, np.array(splits[name]), name, simulator, normalisation, draws)
                for name in (split.VAL, split.TEST)}}
