@@ -135,6 +135,11 @@ class PatchConfig:
         return int(math.floor(180.0 / (self.size_deg / self.npix)))
 
 
+# gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
+PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
+                "spectral_norm": False, "selection": "d_F"}
+
+
 @dataclass(frozen=True)
 class GanConfig:
     """The dust DCGAN (docs/science.md#gan-architecture): architecture widths, optimiser and the d_F stopping schedule.
@@ -158,8 +163,25 @@ class GanConfig:
     refine_eval_every: int = 5
     log_every: int = 10
     sample_batch: int = 64
+    recipe: str = "custom"
+    disc_lr: float = 2e-4
+    ema_decay: float = 0.0
+    r1_gamma: float = 0.0
+    augment_fakes: bool = False
+    minibatch_std: bool = False
+    spectral_norm: bool = False
+    selection: str = "d_F"
 
     def __post_init__(self) -> None:
+        _require(self.recipe in ("paper", "custom"), f"gan.recipe={self.recipe!r}: use paper or custom")
+        if self.recipe == "paper":  # the paper's training, whatever the additions say
+            for name, value in PAPER_RECIPE.items() | {"disc_lr": self.lr}.items():
+                object.__setattr__(self, name, value)
+        _require(self.disc_lr > 0, f"gan.disc_lr={self.disc_lr} must be > 0")
+        _require(0 <= self.ema_decay < 1, f"gan.ema_decay={self.ema_decay} must lie in [0, 1) (0 = off)")
+        _require(self.r1_gamma >= 0, f"gan.r1_gamma={self.r1_gamma} must be >= 0 (0 = off)")
+        _require(self.selection in ("d_F", "d_F+minkowski"),
+                 f"gan.selection={self.selection!r}: use d_F or d_F+minkowski")
         for name in ("latent_dim", "disc_width", "power_width", "batch_size", "steps", "eval_every",
                      "refine_eval_every", "log_every", "sample_batch"):
             _require(getattr(self, name) > 0, f"gan.{name}={getattr(self, name)} must be > 0")

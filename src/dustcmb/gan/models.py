@@ -84,22 +84,39 @@ class MapDiscriminator(nn.Module):
 
     Four 5x5 stride-2 convolutions with ``width, 2 width, 4 width, 8 width`` channels, each followed by
     LeakyReLU(0.2) and BatchNorm (except the first), then flatten and a dense layer.
+
+    Parameters
+    ----------
+    npix, width : int
+        Map side (multiple of 16) and features of the first convolution.
+    spectral_norm : bool
+        Spectral normalisation of every layer instead of BatchNorm: each layer is 1-Lipschitz, which
+        keeps the discriminator from winning outright on a few hundred maps.
+    minibatch_std : bool
+        Append the batch's mean per-feature standard deviation as one more feature map before the
+        head, so the discriminator sees the diversity of a batch and a collapsed generator is visible.
     """
 
-    def __init__(self, npix: int, width: int) -> None:
+    def __init__(self, npix: int, width: int, spectral_norm: bool = False, minibatch_std: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
+        norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
         widths = [1, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=2), nn.LeakyReLU(LEAKY_SLOPE)]
-            if i > 0:
+            layers += [norm(nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=2)), nn.LeakyReLU(LEAKY_SLOPE)]
+            if i > 0 and not spectral_norm:
                 layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(widths[-1] * (npix // 16) ** 2, 1)
+        self.minibatch_std = minibatch_std
+        self.head = norm(nn.Linear((widths[-1] + minibatch_std) * (npix // 16) ** 2, 1))
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(maps).flatten(1)).squeeze(1)
+        x = self.features(maps)
+        if self.minibatch_std:
+            spread = x.std(dim=0, unbiased=False).mean() if len(x) > 1 else x.new_zeros(())
+            x = torch.cat([x, spread.expand(len(x), 1, *x.shape[-2:])], dim=1)
+        return self.head(x.flatten(1)).squeeze(1)
 
 
 class PowerDiscriminator(nn.Module):

@@ -38,11 +38,11 @@ from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
 from dustcmb.gan.sample import generate_unit
+from dustcmb.gan.selection import log10_spectra_distance, minkowski_distance, minkowski_moments
 from dustcmb.patches import split
-from dustcmb.patches.normalise import from_unit, to_unit
+from dustcmb.patches.normalise import to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, numpy_rng, seed_everything, torch_rng
-from dustcmb.stats.frechet import spectra_frechet_distance
 from dustcmb.stats.power import power_spectrum
 from dustcmb.storage import atomic_dir, write_json
 
@@ -60,21 +60,38 @@ class GanNets:
     map_disc: MapDiscriminator
     power_disc: PowerDiscriminator
     opts: dict[str, torch.optim.Adam]
+    ema: Generator | None = None  # moving average of the generator's weights (gan.ema_decay > 0)
 
     def net(self, name: str) -> torch.nn.Module:
         """The network called ``name`` (one of :data:`NETS`)."""
         return getattr(self, name)
 
+    @property
+    def sampler(self) -> Generator:
+        """The generator that makes the maps: the weight average if there is one."""
+        return self.generator if self.ema is None else self.ema
+
     def state(self) -> dict:
         """Every network's and optimiser's state dict (live references, not copies)."""
         return {"nets": {k: self.net(k).state_dict() for k in NETS},
-                "opts": {k: self.opts[k].state_dict() for k in NETS}}
+                "opts": {k: self.opts[k].state_dict() for k in NETS},
+                "ema": None if self.ema is None else self.ema.state_dict()}
 
     def restore(self, state: dict) -> None:
         """Load a :meth:`state` (a snapshot or a checkpoint) into the networks and optimisers."""
         for name in NETS:
             self.net(name).load_state_dict(state["nets"][name])
             self.opts[name].load_state_dict(state["opts"][name])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """``ema ← decay · ema + (1 − decay) · generator``; BatchNorm statistics are copied."""
+        for average, live in zip(self.ema.parameters(), self.generator.parameters()):
+            average.lerp_(live, 1.0 - decay)
+        for average, live in zip(self.ema.buffers(), self.generator.buffers()):
+            average.copy_(live)
 
 
 @dataclasses.dataclass
@@ -86,6 +103,7 @@ class RealSet:
     cl: np.ndarray  # [n, n_bins] C_ℓ of the real maps in MJy/sr, for d_F
     mean_unit_cl: torch.Tensor  # [n_bins] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
+    minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
 
 
 @dataclasses.dataclass
@@ -98,7 +116,8 @@ class GanState:
     history: list[dict] = dataclasses.field(default_factory=list)  # {"step", "d_F"} per evaluation
     losses: list[dict] = dataclasses.field(default_factory=list)  # {"step", loss...} every log_every
     best: dict | None = None  # GanNets.state() snapshot with the lowest d_F
-    best_d_F: float = math.inf
+    best_d_F: float = math.inf  # d_F of the selected step
+    best_score: float = math.inf  # the selection score of that step (d_F, + Minkowski distance)
     best_step: int = -1
     run_id: str | None = None
     seconds: float = 0.0
@@ -107,12 +126,13 @@ class GanState:
 def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str) -> GanNets:
     """The three networks and their Adam optimisers, on ``device``."""
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding),
-            "map_disc": MapDiscriminator(npix, cfg.disc_width),
+            "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl)}
     nets = {name: net.to(device) for name, net in nets.items()}
-    opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-            for name, net in nets.items()}
-    return GanNets(**nets, opts=opts)
+    opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
+                                   betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}
+    ema = copy.deepcopy(nets["generator"]).requires_grad_(False) if cfg.ema_decay > 0 else None
+    return GanNets(**nets, opts=opts, ema=ema)
 
 
 def augment(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -131,9 +151,19 @@ def _labels(n: int, target: float, swap: float, rng: torch.Generator, device) ->
     return torch.where(flipped, 1.0 - target, target).to(device)
 
 
+def _r1(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """R1 penalty ``E ‖∇_x D(x)‖²`` on real maps: it flattens the discriminator around the data."""
+    (grad,) = torch.autograd.grad(logits.sum(), maps, create_graph=True)
+    return grad.square().sum(dim=(1, 2, 3)).mean()
+
+
 def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
-               label_swap: float) -> dict[str, float]:
+               cfg: GanConfig) -> dict[str, float]:
     """One GAN step: each discriminator on real then fake maps, then the generator on both.
+
+    With ``cfg.augment_fakes`` the generated maps get their own random symmetry of the square before
+    the discriminators see them (differentiably, so the generator learns through it), like the real
+    ones; ``cfg.r1_gamma`` adds ``γ/2 · R1`` to each discriminator's real-map loss.
 
     Parameters
     ----------
@@ -148,13 +178,18 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
         BCE losses: ``loss_d_map``, ``loss_d_power`` (mean of the real and fake updates), ``loss_g``.
     """
     fake = nets.generator(z)
+    if cfg.augment_fakes:
+        fake = augment(fake, rng)
     losses = {}
     for name, loss_key in DISCRIMINATORS.items():
         total = 0.0
         # Two updates, real then fake, so BatchNorm never mixes the two populations in one batch.
-        for maps, target in ((real, 1.0), (fake.detach(), 0.0)):
-            labels = _labels(len(maps), target, label_swap, rng, maps.device)
-            loss = F.binary_cross_entropy_with_logits(nets.net(name)(maps), labels)
+        for maps, target in ((real.requires_grad_(cfg.r1_gamma > 0), 1.0), (fake.detach(), 0.0)):
+            labels = _labels(len(maps), target, cfg.label_swap, rng, maps.device)
+            logits = nets.net(name)(maps)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            if target == 1.0 and cfg.r1_gamma > 0:
+                loss = loss + 0.5 * cfg.r1_gamma * _r1(logits, maps)
             nets.opts[name].zero_grad(set_to_none=True)
             loss.backward()
             nets.opts[name].step()
@@ -165,17 +200,10 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
     nets.opts["generator"].zero_grad(set_to_none=True)
     loss_g.backward()
     nets.opts["generator"].step()
+    if nets.ema is not None:
+        nets.update_ema(cfg.ema_decay)
     losses["loss_g"] = loss_g.item()
     return losses
-
-
-def log10_spectra_distance(generator: Generator, real: RealSet, batch: int) -> float:
-    """d_F between real and generated log10 C_ℓ of MJy/sr maps (``inf`` if a bin has no power)."""
-    unit = generate_unit(generator, real.eval_z, batch)
-    _, fake_cl = power_spectrum(from_unit(unit, real.meta["log_min"], real.meta["log_max"]), real.meta["size_deg"])
-    if not np.all(fake_cl > 0):  # saturated, constant maps
-        return float("inf")
-    return spectra_frechet_distance(real.cl, fake_cl)
 
 
 def _fingerprint(params: Params, meta: dict, n_real: int) -> dict:
@@ -222,12 +250,23 @@ def _batch_indices(step: int, n_real: int, batch: int, seed: int) -> np.ndarray:
 
 
 def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> None:
-    """Compute d_F at the current step, log it, and keep a snapshot if it is the best so far."""
-    d_f = log10_spectra_distance(nets.generator, real, cfg.sample_batch)
-    state.history.append({"step": state.step, "d_F": d_f})
-    mlflow.log_metric("d_F", d_f, step=state.step)
-    if state.best is None or d_f < state.best_d_F:
-        state.best_d_F, state.best_step, state.best = d_f, state.step, copy.deepcopy(nets.state())
+    """Score the current step, log it, and keep a snapshot if it is the best so far.
+
+    The score is d_F, or with ``selection: d_F+minkowski`` d_F plus :func:`minkowski_distance` of the
+    same generated maps against the training patches (both dimensionless, both 0 for a perfect
+    generator): d_F sees only the spectra, the Minkowski term the morphology and the tails.
+    """
+    fake = generate_unit(nets.sampler, real.eval_z, cfg.sample_batch)
+    d_f = log10_spectra_distance(fake, real.cl, real.meta)
+    record = {"step": state.step, "d_F": d_f}
+    if real.minkowski is not None:
+        record["minkowski"] = minkowski_distance(real.minkowski, fake)
+    record["score"] = d_f + record.get("minkowski", 0.0)
+    state.history.append(record)
+    mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=state.step)
+    if state.best is None or record["score"] < state.best_score:
+        state.best_score, state.best_d_F, state.best_step = record["score"], d_f, state.step
+        state.best = copy.deepcopy(nets.state())
 
 
 def real_set(params: Params, patches_dir: Path) -> RealSet:
@@ -244,7 +283,9 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     _, real_cl = power_spectrum(patches_mjysr, meta["size_deg"])
     _, unit_cl = power_spectrum(real_unit[:, 0].double(), meta["size_deg"])
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
-    return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(), eval_z=eval_z)
+    moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski" else None
+    return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(), eval_z=eval_z,
+                   minkowski=moments)
 
 
 def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
@@ -273,7 +314,7 @@ def _advance(state: GanState, nets: GanNets, real: RealSet, rng: torch.Generator
     idx = _batch_indices(state.step, len(real.unit), cfg.batch_size, params.seed)
     batch = augment(real.unit[idx].to(device), rng)
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
-    losses = train_step(nets, batch, z, rng, cfg.label_swap)
+    losses = train_step(nets, batch, z, rng, cfg)
     state.step += 1
     if state.step % cfg.log_every == 0:
         mlflow.log_metrics(losses, step=state.step)
@@ -287,10 +328,12 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
     config = {"npix": int(meta["npix"]), "size_deg": float(meta["size_deg"]),
               "log_min": float(meta["log_min"]), "log_max": float(meta["log_max"]),
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
-              "seed": params.seed, "best_d_F": state.best_d_F, "best_step": state.best_step,
+              "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
+              "selection": cfg.selection, "best_step": state.best_step,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
               "n_real": len(real.unit), "train_seconds": state.seconds, "mlflow_run_id": state.run_id}
-    generator = {k: v.cpu() for k, v in state.best["nets"]["generator"].items()}
+    best = state.best["nets"]["generator"] if state.best["ema"] is None else state.best["ema"]
+    generator = {k: v.cpu() for k, v in best.items()}
     with atomic_dir(out_dir) as tmp:
         torch.save(generator, tmp / "generator.pt")
         write_json(tmp / "config.json", config)
@@ -304,8 +347,8 @@ def _finish(out_dir: Path, state: GanState, nets: GanNets, real: RealSet, params
     mlflow.log_metrics({"best_d_F": config["best_d_F"], "initial_d_F": config["initial_d_F"],
                         "best_step": config["best_step"], "train_seconds": config["train_seconds"]})
     mlflow.log_artifacts(str(out_dir), artifact_path="generator")
-    nets.generator.load_state_dict(state.best["nets"]["generator"])
-    fake = generate_unit(nets.generator, real.eval_z[:6], params.gan.sample_batch)
+    nets.restore(state.best)
+    fake = generate_unit(nets.sampler, real.eval_z[:6], params.gan.sample_batch)
     fig = grid_figure(real.unit[:6, 0].numpy(), fake)
     mlflow.log_figure(fig, "real_vs_generated.png")
     plt.close(fig)
