@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dustcmb.stats import bin_theory, dl_from_cl, ell_bins, power_spectrum
-from dustcmb.stats.power import n_bins, reported_rings
+from dustcmb.stats.power import mode_group_power, n_bins, reported_rings
 from fields import gaussian_fields
 
 SIZE_DEG, NPIX, PAD, N_MAPS = 20.0, 64, 4, 2000
@@ -134,6 +134,41 @@ def test_offsets_and_gradients_of_the_mean_do_not_matter_and_dl_convention():
     assert np.all(power_spectrum(np.full((32, 32), 3.0), SIZE_DEG)[1] == 0)
     ell, cl = power_spectrum(maps, SIZE_DEG)
     np.testing.assert_allclose(dl_from_cl(ell, cl), ell * (ell + 1) * cl / (2 * np.pi))
+
+
+def _ring_and_half(npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-plane ring index of every mode (−1 outside the reported rings), and whether |k_x| ≥ |k_y|."""
+    k = np.fft.fftfreq(npix, 1 / npix)
+    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+    rings = reported_rings(npix)
+    index = np.where((ring >= rings[0]) & (ring <= rings[-1]), ring - rings[0], -1)
+    return index, np.abs(k[None, :]) >= np.abs(k[:, None])
+
+
+def test_mode_groups_bin_the_same_modes():
+    """Grouped by ring, the modes give power_spectrum exactly (numpy and torch); split into the halves
+    |k_x| ≥ |k_y| and |k_x| < |k_y|, their count-weighted mean is again the ring."""
+    maps = gaussian_fields(red(-2.5), 5, 32, SIZE_DEG, seed=6)
+    ring, horizontal = _ring_and_half(32)
+    _, cl = power_spectrum(maps, SIZE_DEG)
+    np.testing.assert_allclose(mode_group_power(maps, SIZE_DEG, ring), cl, rtol=1e-12)
+    torch_cl = mode_group_power(torch.from_numpy(maps), SIZE_DEG, ring)
+    assert isinstance(torch_cl, torch.Tensor)
+    np.testing.assert_allclose(torch_cl.numpy(), cl, rtol=1e-12)
+    halves = np.where(ring >= 0, 2 * ring + horizontal, -1)
+    split = mode_group_power(maps, SIZE_DEG, halves).reshape(5, -1, 2)
+    counts = np.stack([np.bincount(ring[ring >= 0], weights=(h == horizontal)[ring >= 0]) for h in (0, 1)], -1)
+    np.testing.assert_allclose((split * counts).sum(-1) / counts.sum(-1), cl, rtol=1e-12)
+
+
+def test_mode_groups_must_be_reported_and_conjugate_symmetric():
+    ring, horizontal = _ring_and_half(32)
+    maps = np.zeros((2, 32, 32))
+    with pytest.raises(ValueError, match="reported rings"):
+        mode_group_power(maps, SIZE_DEG, np.zeros((32, 32), int))  # includes the mean and rings 1-2
+    one_sided = np.where(ring >= 0, 2 * ring + (np.fft.fftfreq(32)[None, :] > 0), -1)
+    with pytest.raises(ValueError, match="conjugate"):
+        mode_group_power(maps, SIZE_DEG, one_sided)
 
 
 @pytest.mark.parametrize("shape", [(31, 31), (32, 16), (32,)])

@@ -5,14 +5,16 @@
    :mod:`dustcmb.evaluation.baselines`. Each set is held in the unit domain ``[-1, 1]`` (scaled ``ln I``)
    and as ``C_ℓ`` of its maps in MJy/sr.
 2. Per-map statistics, computed once per set: the pixel histogram on ``[-1, 1]``, ``C_ℓ`` [(MJy/sr)² sr],
-   and the Minkowski functionals V0, V1, V2 [1, 1/px, 1/px²] at thresholds evenly spread over ``[-1, 1]``.
-3. Bootstrap (:func:`dustcmb.stats.bootstrap`): a resampled set's summed histogram, mean ``log10 C_ℓ``
-   and mean functionals are sums/means of its maps' rows, so the 1000 draws resample rows of the
-   per-map arrays, which is exact and never recomputes a statistic from maps.
+   the Minkowski functionals V0, V1, V2 [1, 1/px, 1/px²] at thresholds evenly spread over ``[-1, 1]``,
+   and the artefact statistics of :mod:`dustcmb.evaluation.artefacts` (power anisotropy, border strips).
+3. Bootstrap (:func:`dustcmb.stats.bootstrap`): a resampled set's summed histogram, mean ``log10 C_ℓ``,
+   mean functionals and mean artefact statistics are sums/means of its maps' rows, so the 1000 draws
+   resample rows of the per-map arrays, which is exact and never recomputes a statistic from maps.
 4. Scores of each candidate set against the real one: pixel-histogram intersection (mean and std over
    draws; paper 94 %), Fréchet distance of ``log10 C_ℓ`` (paper eq. 1), histogram intersection of
-   ``log10 C_ℓ`` at three multipoles, the fraction of ℓ bins / thresholds where the candidate's bootstrap
-   median lies inside the real 95 % bootstrap band, and the nearest-neighbour ratio (memorisation).
+   ``log10 C_ℓ`` at three multipoles, the fraction of ℓ bins / thresholds / artefact bins where the
+   candidate's set mean agrees with the real one within both sets' bootstrap errors (95 %), and the
+   nearest-neighbour ratio (memorisation).
 5. Latent smoothness: ``log10 C_ℓ`` along straight latent paths, step by step.
 6. ``metrics/gan.json``, figures (:mod:`dustcmb.evaluation.gan_plots`) and an MLflow run.
 """
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 from dustcmb import tracking
 from dustcmb.config import GanEvalConfig, Params
 from dustcmb.errors import InputError
+from dustcmb.evaluation.artefacts import BORDER_DEPTHS_PX, WEDGE_HALF_WIDTH_DEG, band_ell_edges
 from dustcmb.evaluation.baselines import BASELINES, MATCHES, gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan_plots import write_figures
 from dustcmb.evaluation.gan_scores import (
@@ -153,6 +156,7 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
     cfg, seed, meta = params.gan_eval, params.seed, context["meta"]
     real = sets[0]
     ell = ell_bins(int(meta["npix"]), meta["size_deg"])
+    bands = band_ell_edges(int(meta["npix"]), meta["size_deg"])
     means = {s.name: set_means(s, cfg, derived_seed(seed, Stream.GAN_EVAL_BOOTSTRAP + i)) for i, s in enumerate(sets)}
     nn_real = nearest_neighbour_distances(real.unit, real.unit, device, leave_one_out=True)
     scores, nn = {}, {"real": nn_real}
@@ -172,10 +176,12 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
         "settings": {"hist_bins": cfg.hist_bins, "hist_range": list(UNIT_RANGE), "n_bootstrap": cfg.n_bootstrap,
                      "n_thresholds": cfg.n_thresholds, "threshold_range": list(UNIT_RANGE),
                      "slice_ells": [float(ell[j]) for j in slice_indices(ell, cfg)], "slice_bins": cfg.slice_bins,
-                     "seed": params.seed},
+                     "anisotropy_band_ells": bands.tolist(), "wedge_half_width_deg": WEDGE_HALF_WIDTH_DEG,
+                     "border_depths_px": list(BORDER_DEPTHS_PX), "seed": params.seed},
     }
     figures = {"ell": ell, "means": means, "nn": nn, "latent_steps": steps, "slices": slice_indices(ell, cfg),
-               "thresholds": thresholds(cfg), "latent": latent, "meta": meta, "scores": scores}
+               "thresholds": thresholds(cfg), "latent": latent, "meta": meta, "scores": scores,
+               "anisotropy_bands": bands}
     return metrics, figures
 
 

@@ -1,4 +1,4 @@
-"""Figures of the GAN evaluation, after the paper's Figs 1–5, plus a memorisation/latent figure.
+"""Figures of the GAN evaluation, after the paper's Figs 1–5, plus the artefact tests and a memorisation/latent figure.
 
 Each figure says what it shows in its title and axes (units included) and carries a "synthetic sky"
 label when the patches come from the offline stand-in rather than the Planck map. Inputs are the
@@ -8,12 +8,14 @@ label when the patches come from the offline stand-in rather than the Planck map
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from dustcmb.evaluation.artefacts import BORDER_DEPTHS_PX, WEDGE_HALF_WIDTH_DEG, WEDGES
 from dustcmb.evaluation.baselines import BASELINES
 from dustcmb.stats.power import dl_from_cl
 from dustcmb.storage import atomic_dir
@@ -28,7 +30,8 @@ UNIT_LABEL = "u = scaled ln $I_{353}$ (unit domain)"
 def write_figures(plots_dir: Path, sets: list, figures: dict, synthetic: bool) -> list[Path]:
     """Draw every figure into ``plots_dir`` (replaced atomically); return the final PNG paths."""
     makers = {"samples": samples_figure, "pixel_pdf": _pixel_pdf, "spectra": _spectra,
-              "power_slices": _power_slices, "minkowski": _minkowski, "memorisation": _memorisation}
+              "power_slices": _power_slices, "minkowski": _minkowski, "anisotropy": _anisotropy,
+              "border": _border, "memorisation": _memorisation}
     with atomic_dir(plots_dir) as tmp:
         for name, maker in makers.items():
             fig = maker(sets, figures | {"synthetic": synthetic})
@@ -61,13 +64,19 @@ def samples_figure(sets: list, figures: dict):
     return fig
 
 
-def _band(ax, x, result, name, label):
+def _band(ax, x, result, name, label, marker=None):
     """Mean line and 95 % bootstrap band of a BootstrapResult; real on top, baselines dashed."""
     low, high = result.bands[result.percentiles.index(2.5)], result.bands[result.percentiles.index(97.5)]
     on_top = 3 if name == "real" else 2
     ax.fill_between(x, low, high, color=COLOURS[name], alpha=0.3, lw=0, zorder=on_top)
     ax.plot(x, result.mean, "--" if name in BASELINES else "-", color=COLOURS[name], lw=1.5,
-            label=label, zorder=on_top)
+            label=label, zorder=on_top, marker=marker, ms=4)
+
+
+def _entries(result, index):
+    """The entries ``index`` of a flattened BootstrapResult (one wedge, one border statistic)."""
+    return dataclasses.replace(result, mean=result.mean[index], std=result.std[index],
+                               bands=result.bands[:, index], replicates=result.replicates[:, index])
 
 
 def _pixel_pdf(sets: list, figures: dict):
@@ -177,6 +186,49 @@ def _minkowski(sets: list, figures: dict):
     axes[0].set_title("mean over maps, 95 % bootstrap band", fontsize=9)
     _title(fig, "Minkowski functionals of the excursion sets {u > ν}", figures)
     return fig
+
+
+def _artefact_panels(sets: list, figures: dict, key: str, panels: list[tuple[str, float, slice]],
+                     ticks: list[str], xlabel: str, title: str):
+    """One panel per (y label, null value, entries of the flattened statistic): set means per bin, 95 % bands."""
+    scores, x = figures["scores"], np.arange(len(ticks))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    for ax, (name, null, index) in zip(axes, panels):
+        for mapset in sets:
+            label = mapset.label
+            if mapset.name in scores:
+                label += f" ({100 * scores[mapset.name][f'{key}_in_band']:.0f} % of all bins in real band)"
+            _band(ax, x, _entries(figures["means"][mapset.name][key], index), mapset.name, label, marker="o")
+        ax.axhline(null, color="grey", lw=0.8)
+        ax.set_xticks(x, ticks)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(name)
+        ax.legend(fontsize=7)
+    axes[0].set_title("mean over maps, 95 % bootstrap band", fontsize=9)
+    _title(fig, title, figures)
+    return fig
+
+
+def _anisotropy(sets: list, figures: dict):
+    """Power in wedges about the axes and the diagonals over the isotropic expectation, per ℓ band."""
+    ticks = [f"{low:.0f}–{high:.0f}" for low, high in figures["anisotropy_bands"]]
+    panels = [(f"power within ±{WEDGE_HALF_WIDTH_DEG:g}° of the {wedge} / isotropic expectation", 1.0,
+               slice(k, None, len(WEDGES))) for k, wedge in enumerate(WEDGES)]  # entries [band, wedge]
+    return _artefact_panels(sets, figures, "anisotropy", panels, ticks,
+                            r"band of multipoles $\ell$ (u maps; streaks raise the wedge at right angles to them)",
+                            "Streak test: anisotropy of the 2-D power spectrum (1 = isotropic)")
+
+
+def _border(sets: list, figures: dict):
+    """Border strips against the interior: rms gradient ratio and mean level offset per depth."""
+    depths = (0, *BORDER_DEPTHS_PX)
+    ticks = [f"{a}" if b == a + 1 else f"{a}–{b - 1}" for a, b in zip(depths[:-1], depths[1:])]
+    n = len(ticks)  # entries [statistic, strip]
+    panels = [("rms gradient in the strip / in the interior", 1.0, slice(0, n)),
+              ("mean level of the strip − of the interior  [u]", 0.0, slice(n, 2 * n))]
+    return _artefact_panels(sets, figures, "border", panels, ticks,
+                            f"strip depth from the nearest edge [px] (interior: ≥ {BORDER_DEPTHS_PX[-1]} px)",
+                            "Frame test: border strips against the interior, pixel space (u maps)")
 
 
 def _memorisation(sets: list, figures: dict):

@@ -1,6 +1,7 @@
 """Per-set statistics and the scores that compare a candidate set of dust maps with the real one.
 
-Each set's per-map statistics are computed once (pixel histograms, spectra, Minkowski functionals);
+Each set's per-map statistics are computed once (pixel histograms, spectra, Minkowski functionals,
+the artefact statistics of :mod:`dustcmb.evaluation.artefacts`);
 resampled sets are weighted sums of those rows, so a (block) bootstrap never recomputes a statistic
 from maps. Real patches overlap, so they are resampled by sky region (docs/science.md#generator-statistics).
 """
@@ -14,6 +15,7 @@ import torch
 
 from dustcmb.config import GanEvalConfig
 from dustcmb.errors import ConfigError
+from dustcmb.evaluation.artefacts import anisotropy, border_contrast
 from dustcmb.seeding import Stream, derived_seed
 from dustcmb.stats import (
     histogram_counts,
@@ -46,6 +48,12 @@ class MapSet:
         Pixel counts per map on ``[-1, 1]``.
     mink : numpy.ndarray [n, 3, n_thresholds]
         V0 [1], V1 [1/px], V2 [1/px²] per map.
+    anisotropy : numpy.ndarray [n, n_bands, 2]
+        Axis and diagonal wedge power over the isotropic expectation per band [1]
+        (:func:`dustcmb.evaluation.artefacts.anisotropy`), unit domain.
+    border : numpy.ndarray [n, 2, n_strips]
+        Border-strip gradient rms ratio [1] and level offset [u]
+        (:func:`dustcmb.evaluation.artefacts.border_contrast`), unit domain.
     groups : numpy.ndarray [n]
         Bootstrap group of each map: its sky region for real patches (which overlap), its own index
         for independent draws (generated and baseline maps).
@@ -57,6 +65,8 @@ class MapSet:
     cl: np.ndarray
     hist: np.ndarray
     mink: np.ndarray
+    anisotropy: np.ndarray
+    border: np.ndarray
     groups: np.ndarray
 
 
@@ -67,7 +77,7 @@ def thresholds(cfg: GanEvalConfig) -> np.ndarray:
 
 def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg: float,
             cfg: GanEvalConfig, groups: np.ndarray | None = None) -> MapSet:
-    """Per-map statistics of one set (pixel histograms, spectra, Minkowski functionals).
+    """Per-map statistics of one set (pixel histograms, spectra, Minkowski functionals, artefacts).
 
     Unit-domain values outside [-1, 1] (baseline tails, held-out sky beyond the training range) are
     clipped to it, so they land in the edge bins and above/below every threshold.
@@ -77,11 +87,18 @@ def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg
     v0, v1, v2 = minkowski(unit, thresholds(cfg), progress=True)
     groups = np.arange(len(unit)) if groups is None else np.asarray(groups)
     return MapSet(name, label, unit, cl, histogram_counts(unit, cfg.hist_bins, UNIT_RANGE),
-                  np.stack([v0, v1, v2], axis=1), groups)
+                  np.stack([v0, v1, v2], axis=1), anisotropy(unit, size_deg), border_contrast(unit), groups)
+
+
+def subset(mapset: MapSet, rows: np.ndarray) -> MapSet:
+    """The maps ``rows`` of a set, with their per-map statistics."""
+    return dataclasses.replace(mapset, **{field.name: getattr(mapset, field.name)[rows]
+                                          for field in dataclasses.fields(mapset)
+                                          if isinstance(getattr(mapset, field.name), np.ndarray)})
 
 
 def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
-    """Block bootstrap of the set means of pixel density, ``log10 C_ℓ`` and V0, V1, V2.
+    """Block bootstrap of the set means of pixel density, ``log10 C_ℓ``, V0, V1, V2 and the artefacts.
 
     Groups (sky regions for real patches) are resampled, not maps; one set of resamples for all
     statistics.
@@ -90,11 +107,12 @@ def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
     -------
     dict of BootstrapResult
         ``pdf`` [hist_bins] (pixel density per unit of u), ``log_cl`` [n_bins], ``v0``, ``v1``, ``v2``
-        [n_thresholds].
+        [n_thresholds], ``anisotropy`` [n_bands · 2] and ``border`` [2 · n_strips] (flattened).
     """
     npix_map = mapset.unit.shape[-1] * mapset.unit.shape[-2]
     density = mapset.hist / (npix_map * (UNIT_RANGE[1] - UNIT_RANGE[0]) / cfg.hist_bins)
-    parts = {"pdf": density, "log_cl": np.log10(mapset.cl), **{f"v{k}": mapset.mink[:, k] for k in range(3)}}
+    parts = {"pdf": density, "log_cl": np.log10(mapset.cl), **{f"v{k}": mapset.mink[:, k] for k in range(3)},
+             "anisotropy": mapset.anisotropy, "border": mapset.border}
     weights = resample_weights(mapset.groups, cfg.n_bootstrap, seed)
     weights /= weights.sum(axis=1, keepdims=True)
     return {key: summarise(weights @ value.reshape(len(value), -1)) for key, value in parts.items()}
@@ -189,9 +207,14 @@ def score(real: MapSet, other: MapSet, means: dict, ell: np.ndarray, nn_real: np
         "power_slices": power_slice_intersections(real, other, ell, cfg, inter_seed),
         "nearest_neighbour_ratio": float(np.median(nn_other) / np.median(nn_real)),
     }
-    for k in range(3):
-        metrics[f"minkowski_v{k}_in_band"] = in_band(means[real.name][f"v{k}"], means[other.name][f"v{k}"])
-    return metrics, nn_other
+    return metrics | band_scores(means[real.name], means[other.name]), nn_other
+
+
+def band_scores(real: dict, other: dict) -> dict[str, float]:
+    """:func:`in_band` of V0, V1, V2 and of the artefact statistics, from two sets' :func:`set_means`."""
+    return {**{f"minkowski_v{k}_in_band": in_band(real[f"v{k}"], other[f"v{k}"]) for k in range(3)},
+            "anisotropy_in_band": in_band(real["anisotropy"], other["anisotropy"]),
+            "border_in_band": in_band(real["border"], other["border"])}
 
 
 def floor_and_calibration(real: MapSet, halves: tuple[np.ndarray, np.ndarray], n_generated: int,
@@ -203,13 +226,11 @@ def floor_and_calibration(real: MapSet, halves: tuple[np.ndarray, np.ndarray], n
     null is ``tr Σ (1/n_a + 1/n_b)``), so the halves' value is multiplied by
     ``(1/n_real + 1/n_generated) / (1/n_A + 1/n_B)`` to put it on the GAN comparison's footing.
     """
-    a, b = (dataclasses.replace(real, unit=real.unit[h], cl=real.cl[h], hist=real.hist[h], mink=real.mink[h],
-                                groups=real.groups[h]) for h in halves)
+    a, b = (subset(real, h) for h in halves)
     raw = spectra_frechet_distance(a.cl, b.cl)
     scale = (1 / len(real.cl) + 1 / n_generated) / (1 / len(a.cl) + 1 / len(b.cl))
     means_a = set_means(a, cfg, derived_seed(seed, Stream.GAN_EVAL_HALVES))
     means_b = set_means(b, cfg, derived_seed(seed, Stream.GAN_EVAL_HALVES) + 1)
-    calibration = {"spectrum_in_band": in_band(means_a["log_cl"], means_b["log_cl"]),
-                   **{f"minkowski_v{k}_in_band": in_band(means_a[f"v{k}"], means_b[f"v{k}"]) for k in range(3)}}
+    calibration = {"spectrum_in_band": in_band(means_a["log_cl"], means_b["log_cl"]), **band_scores(means_a, means_b)}
     return {"frechet_distance_real_halves": raw, "frechet_floor": raw * scale,
             "real_halves_sizes": [len(a.cl), len(b.cl)], "in_band_calibration": calibration}

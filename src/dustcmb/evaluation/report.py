@@ -25,6 +25,8 @@ GAN_ROWS = [  # (label, key, format)
     ("V0 thresholds agreeing with the real set (95 %, both sets' errors)", "minkowski_v0_in_band", "{:.2f}"),
     ("V1 thresholds agreeing with the real set (95 %, both sets' errors)", "minkowski_v1_in_band", "{:.2f}"),
     ("V2 thresholds agreeing with the real set (95 %, both sets' errors)", "minkowski_v2_in_band", "{:.2f}"),
+    ("streak test: anisotropy bins agreeing with the real set (95 %)", "anisotropy_in_band", "{:.2f}"),
+    ("frame test: border-strip bins agreeing with the real set (95 %)", "border_in_band", "{:.2f}"),
     ("nearest-neighbour ratio (≈1: no memorisation)", "nearest_neighbour_ratio", "{:.2f}"),
 ]
 SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
@@ -80,7 +82,8 @@ def results_markdown(gan: dict, separation: dict) -> str:
               f"{gan['n_real']}-vs-{gan['n_generated']} comparison above. Calibration of the in-band test "
               f"(one half against the other, nominal 0.95): spectrum {cal['spectrum_in_band']:.2f}, "
               f"V0 {cal['minkowski_v0_in_band']:.2f}, V1 {cal['minkowski_v1_in_band']:.2f}, "
-              f"V2 {cal['minkowski_v2_in_band']:.2f}. Bands are block bootstraps over sky regions.", "",
+              f"V2 {cal['minkowski_v2_in_band']:.2f}, anisotropy {cal['anisotropy_in_band']:.2f}, "
+              f"border {cal['border_in_band']:.2f}. Bands are block bootstraps over sky regions.", "",
               f"**ResUNet against classical methods** ({separation['n_test']} test maps: "
               f"{separation['n_test_dust_maps']} test-region dust maps × {separation['realisations_per_map']} "
               f"CMB + noise draws, instrument `{separation['instrument']}`, {separation['mc_passes']} MC-dropout "

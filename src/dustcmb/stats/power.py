@@ -95,19 +95,26 @@ CHUNK_PIXELS = 2**19  # maps per chunk × N²: a chunk's buffers stay in the CPU
 
 @functools.lru_cache(maxsize=32)
 def _torch_plan(npix: int, taper: float, dtype: torch.dtype, device: torch.device):
+    """:func:`_half_plane_plan` for the reported rings."""
+    index, weight, _, counts = _modes(npix)
+    return _half_plane_plan(npix, taper, index, weight, counts, dtype, device)
+
+
+def _half_plane_plan(npix: int, taper: float, index: np.ndarray, weight: np.ndarray, counts: np.ndarray,
+                     dtype: torch.dtype, device: torch.device):
     """Window on the N × N grid; bin index and weight of each half-plane (``rfft2``) mode used.
 
-    The window is the Tukey window of the ``N − 1`` difference samples, padded with a zero last row
-    and column, so a difference taken across the patch edge never reaches the FFT. Only the modes
-    with ``|k_x|, |k_y| ≤ K`` (``K`` the last reported ring) can fall in a reported ring: the rows
-    ``k_y = 0 … K`` and ``N − K … N − 1`` of the first ``K + 1`` columns, returned as ``rows`` and
-    ``cols``. The weights fold in 1/|H|², the ring counts, the window's mean ``w²`` and a factor 2
+    ``index`` and ``weight`` (1/|H|², 0 for a mode left out) are given per full-plane mode, ``counts``
+    per bin. The window is the Tukey window of the ``N − 1`` difference samples, padded with a zero
+    last row and column, so a difference taken across the patch edge never reaches the FFT. Only the
+    modes with ``|k_x|, |k_y| ≤ K`` (``K`` the last reported ring) can fall in a reported ring: the
+    rows ``k_y = 0 … K`` and ``N − K … N − 1`` of the first ``K + 1`` columns, returned as ``rows``
+    and ``cols``. The weights fold in 1/|H|², the bin counts, the window's mean ``w²`` and a factor 2
     for the columns ``0 < k_x < N/2`` whose conjugate modes the half plane omits.
     """
     w = np.zeros(npix)
     w[:-1] = window(npix - 1, taper)
     w2d = np.outer(w, w)
-    index, weight, _, counts = _modes(npix)
     mean_w2 = (w2d**2).sum() / npix**2
     weight = (weight / (counts[index] * mean_w2 * npix**2)).reshape(npix, npix)
     cols = int(reported_rings(npix)[-1]) + 1
@@ -117,7 +124,7 @@ def _torch_plan(npix: int, taper: float, dtype: torch.dtype, device: torch.devic
     used_index = index.reshape(npix, npix)[rows, :cols]
     return (torch.as_tensor(w2d, dtype=dtype, device=device), torch.as_tensor(rows, device=device), cols,
             torch.as_tensor(used_index.ravel(), device=device),
-            torch.as_tensor(used_weight, dtype=dtype, device=device))
+            torch.as_tensor(used_weight, dtype=dtype, device=device), counts.size)
 
 
 def _windowed_differences(x: torch.Tensor, w2d: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -158,6 +165,53 @@ def power_spectrum(maps, size_deg: float, taper: float = TAPER):
     if not isinstance(maps, torch.Tensor):
         ell, cl = power_spectrum(torch.from_numpy(np.asarray(maps, dtype=np.float64)), size_deg, taper)
         return ell, cl.numpy()
+    x = _checked(maps, taper)
+    npix = x.shape[-1]
+    cl = _binned_power(x, _torch_plan(npix, float(taper), x.dtype, x.device))
+    return ell_bins(npix, size_deg), cl * (math.radians(size_deg) / npix) ** 2
+
+
+def mode_group_power(maps, size_deg: float, labels: np.ndarray, taper: float = TAPER):
+    """Mean power of the same prewhitened, apodised modes as :func:`power_spectrum`, in any groups.
+
+    :func:`power_spectrum` is the case ``labels`` = ring; the anisotropy statistic of
+    :mod:`dustcmb.evaluation.artefacts` groups the modes by ring and direction.
+
+    Parameters
+    ----------
+    maps, size_deg, taper
+        As for :func:`power_spectrum`: maps [..., N, N], patch side [deg], window edge.
+    labels : numpy.ndarray of int [N, N]
+        Group of every full-plane mode (``numpy.fft.fftfreq`` order along both axes), −1 for a mode
+        left out. Only modes of the reported rings may be used, and a mode and its conjugate ``−k``
+        must share a group (the half plane stands for both).
+
+    Returns
+    -------
+    same type as ``maps``, shape [..., labels.max() + 1]
+        Mean ``C(k)`` over each group's modes, (map unit)² sr (the ring average, for rings).
+    """
+    if not isinstance(maps, torch.Tensor):
+        return mode_group_power(torch.from_numpy(np.asarray(maps, dtype=np.float64)), size_deg, labels,
+                                taper).numpy()
+    x = _checked(maps, taper)
+    npix = x.shape[-1]
+    labels = np.asarray(labels)
+    ring_index, ring_weight, _, _ = _modes(npix)
+    keep = labels.ravel() >= 0
+    if labels.shape != (npix, npix) or np.any(keep & (ring_weight == 0)):
+        raise ValueError(f"labels must be [{npix}, {npix}] and use only the reported rings' modes")
+    if np.any(labels != labels[-np.arange(npix)][:, -np.arange(npix)]):
+        raise ValueError("labels must give a mode and its conjugate -k the same group")
+    index = np.where(keep, labels.ravel(), 0)
+    counts = np.bincount(index, weights=keep.astype(float))
+    plan = _half_plane_plan(npix, float(taper), index, np.where(keep, ring_weight, 0.0),
+                            np.maximum(counts, 1.0), x.dtype, x.device)
+    return _binned_power(x, plan) * (math.radians(size_deg) / npix) ** 2
+
+
+def _checked(maps: torch.Tensor, taper: float) -> torch.Tensor:
+    """Floating-point maps [..., N, N] with N even; a bad shape or taper is a ValueError."""
     npix = maps.shape[-1]
     if maps.ndim < 2 or maps.shape[-2] != npix:
         raise ValueError(f"power_spectrum needs square maps [..., N, N], got shape {tuple(maps.shape)}")
@@ -165,38 +219,45 @@ def power_spectrum(maps, size_deg: float, taper: float = TAPER):
         raise ValueError(f"power_spectrum needs an even number of pixels per side, got {npix}")
     if not 0 < taper <= 0.5:
         raise ValueError(f"taper={taper} must lie in (0, 0.5]")
-    x = maps if maps.is_floating_point() else maps.float()
-    plan = _torch_plan(npix, float(taper), x.dtype, x.device)
+    return maps if maps.is_floating_point() else maps.float()
+
+
+def _binned_power(x: torch.Tensor, plan) -> torch.Tensor:
+    """Bin sums of the weighted power of maps ``x`` [..., N, N] under ``plan``: [..., n_bins].
+
+    Before the pixel-area factor. Chunks of maps run in parallel, one buffer per worker thread, unless
+    autograd needs the graph or there is a single chunk.
+    """
+    npix, n_out = x.shape[-1], plan[-1]
     flat = x.reshape(-1, npix, npix)
     chunk = max(1, CHUNK_PIXELS // npix**2)
     starts = range(0, flat.shape[0], chunk)
     if (torch.is_grad_enabled() and x.requires_grad) or len(starts) < 2:
         parts = [_chunk_power(flat[start : start + chunk], plan, None) for start in starts]
-        cl = torch.cat(parts) if parts else flat.new_zeros(0, n_bins(npix))
-    else:  # chunks in parallel, one buffer per worker thread, no graph
-        cl = flat.new_empty(flat.shape[0], n_bins(npix))
+        out = torch.cat(parts) if parts else flat.new_zeros(0, n_out)
+    else:
+        out = flat.new_empty(flat.shape[0], n_out)
         local = threading.local()
 
         def run(start: int) -> None:
             if not hasattr(local, "buffer"):
                 local.buffer = x.new_zeros(2, chunk, npix, npix)
-            cl[start : start + chunk] = _chunk_power(flat[start : start + chunk], plan, local.buffer)
+            out[start : start + chunk] = _chunk_power(flat[start : start + chunk], plan, local.buffer)
 
         with cpu_workers(x.device) as workers, ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, starts))
-    pixel_rad = math.radians(size_deg) / npix
-    return ell_bins(npix, size_deg), cl.reshape(*x.shape[:-2], -1) * pixel_rad**2
+    return out.reshape(*x.shape[:-2], n_out)
 
 
 def _chunk_power(x: torch.Tensor, plan, buffer: torch.Tensor | None) -> torch.Tensor:
-    """Ring sums of the weighted power of maps ``x`` [B, N, N] (before the pixel-area factor)."""
-    w2d, rows, cols, index, weight = plan
+    """Bin sums of the weighted power of maps ``x`` [B, N, N] (before the pixel-area factor)."""
+    w2d, rows, cols, index, weight, n_out = plan
     f = torch.fft.rfft2(_windowed_differences(x, w2d, buffer))
     f = f[..., :cols].index_select(-2, rows)
     power = f[0].real.square()  # |F(W d_x)|² + |F(W d_y)|², accumulated in place
     power.addcmul_(f[0].imag, f[0].imag).addcmul_(f[1].real, f[1].real).addcmul_(f[1].imag, f[1].imag)
     power = power.mul_(weight).flatten(-2)
-    return power.new_zeros(power.shape[0], n_bins(x.shape[-1])).index_add_(-1, index, power)
+    return power.new_zeros(power.shape[0], n_out).index_add_(-1, index, power)
 
 
 def bin_theory(ell, cl, npix: int, size_deg: float) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""Artefact statistics of square maps: diagonal streaks (power anisotropy) and frames (border strips).
+
+Both are per-map rows, so the evaluation bootstraps their set means like every other statistic
+(docs/science.md#generator-statistics). Both are invariant under the 8 rotations and flips of a map,
+which the GAN's training augmentation makes equivalent.
+
+* :func:`anisotropy`: in a few bands of the reported rings of :mod:`dustcmb.stats.power`, the power
+  in wedges around the axes (``k_x ≈ 0`` or ``k_y ≈ 0``) and around the diagonals, over the power an
+  isotropic map with the same ring spectrum would put there. A streak along a direction puts power
+  at right angles to it in ``k``, so diagonal streaks raise the diagonal wedges and streaks along
+  rows or columns the axis wedges. The modes are the estimator's own prewhitened, windowed ones.
+* :func:`border_contrast`: in strips at depths 0, 1, 2–3 and 4–7 px from the edge, the rms gradient
+  over that of the interior (≥ 8 px in) and the mean level minus the interior's. It works on the
+  pixels: the spectrum's window tapers the borders away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from dustcmb.stats.power import mode_group_power, reported_rings
+
+N_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported rings
+WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a third of the modes each
+WEDGES = ("axes", "diagonals")
+BORDER_DEPTHS_PX = (1, 2, 4, 8)  # outer limit of each strip [px]; the interior lies beyond the last
+BORDER_CHUNK_PIXELS = 2**22  # map pixels per chunk of border_contrast (64 maps of 256², ~32 MB each copy)
+
+
+def anisotropy_bands(npix: int) -> np.ndarray:
+    """First and last ring of each anisotropy band, [n_bands, 2]: bands evenly spaced in log |k|."""
+    rings = reported_rings(npix)
+    edges = np.unique(np.rint(np.geomspace(rings[0], rings[-1] + 1, N_BANDS + 1)).astype(int))
+    return np.stack([edges[:-1], edges[1:] - 1], axis=1)
+
+
+def band_ell_edges(npix: int, size_deg: float) -> np.ndarray:
+    """Multipole range ``2π(first − ½)/L … 2π(last + ½)/L`` of each anisotropy band's modes, [n_bands, 2]."""
+    return (anisotropy_bands(npix) + [-0.5, 0.5]) * 360.0 / size_deg
+
+
+@dataclasses.dataclass(frozen=True)
+class _WedgeLayout:
+    """Mode groups ring × direction of an N × N grid, and the matrices that turn their powers into ratios.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray [N, N]
+        Group ``3 (ring − first ring) + kind`` of each full-plane mode (kind 0 axes, 1 diagonals,
+        2 between), −1 outside the reported rings: the input of
+        :func:`dustcmb.stats.power.mode_group_power`.
+    ring_mean : numpy.ndarray [n_groups, n_rings]
+        Averages the group powers of each ring (mode count / ring count): the ring spectrum.
+    interpolation : numpy.ndarray [n_rings, n_radii]
+        Weights of ``log C`` of the rings at each distinct mode radius ``|k|``: linear in ``log |k|``
+        between the rings' mean radii, extrapolated beyond the first and last.
+    group_mean : numpy.ndarray [n_radii, n_groups]
+        Averages over each group's modes of a function of ``|k|``.
+    wedge_sum : numpy.ndarray [n_groups, n_bands · 2]
+        Mode counts of the groups in each (band, wedge) bin: sums group means over the bin's modes.
+    """
+
+    labels: np.ndarray
+    ring_mean: np.ndarray
+    interpolation: np.ndarray
+    group_mean: np.ndarray
+    wedge_sum: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _wedge_layout(npix: int) -> _WedgeLayout:
+    """The :class:`_WedgeLayout` of ``npix`` × ``npix`` maps (folded by the 8 symmetries of the grid)."""
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    k2 = (k[:, None] ** 2 + k[None, :] ** 2).astype(np.int64)
+    ring, rings = np.rint(np.sqrt(k2)).astype(np.int64), reported_rings(npix)
+    angle = np.degrees(np.arctan2(k[:, None], k[None, :]))  # |k_y|, |k_x|: in [0°, 90°]
+    kind = np.where(np.minimum(angle, 90.0 - angle) <= WEDGE_HALF_WIDTH_DEG, 0,
+                    np.where(np.abs(angle - 45.0) <= WEDGE_HALF_WIDTH_DEG, 1, 2))
+    keep = (ring >= rings[0]) & (ring <= rings[-1])
+    labels = np.where(keep, 3 * (ring - rings[0]) + kind, -1)
+    radii, at_radius = np.unique(k2[keep], return_inverse=True)
+    members = np.zeros((3 * rings.size, radii.size))  # modes of each group at each radius
+    np.add.at(members, (labels[keep], at_radius), 1.0)
+    counts = members.sum(1)
+    group_ring, group_kind = np.divmod(np.arange(counts.size), 3)
+    ring_mean = (group_ring[:, None] == np.arange(rings.size)) * counts[:, None]
+    ring_mean /= ring_mean.sum(0)
+    group_mean = (members / counts[:, None]).T
+    mean_radius = (np.sqrt(radii) @ group_mean) @ ring_mean
+    bin_index = 2 * np.searchsorted(anisotropy_bands(npix)[:, 1], rings[group_ring]) + group_kind
+    wedge_sum = (bin_index[:, None] == np.arange(2 * anisotropy_bands(npix).shape[0])) * counts[:, None]
+    return _WedgeLayout(labels, ring_mean, _log_interpolation(mean_radius, np.sqrt(radii)), group_mean,
+                        wedge_sum * (group_kind < 2)[:, None])
+
+
+def _log_interpolation(nodes: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Weights [n_nodes, n_at] of linear interpolation in ``log x`` between increasing ``nodes``."""
+    j = np.clip(np.searchsorted(nodes, at) - 1, 0, nodes.size - 2)
+    t = (np.log(at) - np.log(nodes[j])) / (np.log(nodes[j + 1]) - np.log(nodes[j]))
+    weights = np.zeros((nodes.size, at.size))
+    weights[j, np.arange(at.size)] = 1.0 - t
+    weights[j + 1, np.arange(at.size)] = t
+    return weights
+
+
+def anisotropy(maps: np.ndarray, size_deg: float) -> np.ndarray:
+    """Power in the axis and diagonal wedges of each band over the isotropic expectation.
+
+    The isotropic expectation of a mode is the map's own ring spectrum interpolated (log–log) at the
+    mode's ``|k|``: the wedges of a band hold modes of different radii on the pixel grid (the
+    diagonal modes of ring 3 all sit at ``|k|`` = 2.83), which for a red spectrum would otherwise read
+    as anisotropy.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray [..., N, N]
+        Maps in any unit (the ratio has none).
+    size_deg : float
+        Patch side [deg].
+
+    Returns
+    -------
+    numpy.ndarray [..., n_bands, 2]
+        ``Σ_wedge C(k) / Σ_wedge C_iso(|k|)`` for the axis (0) and diagonal (1) wedge of each band
+        of :func:`anisotropy_bands`; 1 for an isotropic field.
+    """
+    layout = _wedge_layout(maps.shape[-1])
+    groups = mode_group_power(maps, size_deg, layout.labels)
+    log_ring = np.log(np.maximum(groups @ layout.ring_mean, np.finfo(float).tiny))
+    isotropic = np.exp(log_ring @ layout.interpolation) @ layout.group_mean
+    ratio = (groups @ layout.wedge_sum) / np.maximum(isotropic @ layout.wedge_sum, np.finfo(float).tiny)
+    return ratio.reshape(*ratio.shape[:-1], -1, 2)
+
+
+@functools.lru_cache(maxsize=8)
+def _strip_averages(size: int) -> np.ndarray:
+    """[size², n_strips + 1]: averages over each strip of a size × size grid, the interior last.
+
+    An element's strip is set by its distance to the nearest edge (0 for the outer row).
+    """
+    edge = np.arange(size)
+    depth = np.minimum.outer(np.minimum(edge, edge[::-1]), np.minimum(edge, edge[::-1]))
+    strip = np.searchsorted(BORDER_DEPTHS_PX, depth, side="right").ravel()  # interior: len(BORDER_DEPTHS_PX)
+    members = np.eye(len(BORDER_DEPTHS_PX) + 1)[strip]
+    return members / members.sum(0)
+
+
+def border_contrast(maps: np.ndarray) -> np.ndarray:
+    """Gradient rms and mean level of border strips against the interior, in pixel space.
+
+    The gradient of a 2 × 2 cell is the mean of its two differences along each axis, so every cell
+    lies inside the map; cells and pixels are assigned to strips by their distance to the nearest
+    edge (a cell by its outer pixel row).
+
+    Parameters
+    ----------
+    maps : numpy.ndarray [..., N, N]
+        Maps (N > 2 · the deepest strip).
+
+    Returns
+    -------
+    numpy.ndarray [..., 2, n_strips]
+        Row 0: rms gradient in the strip / rms gradient of the interior [1]; row 1: mean of the
+        strip − mean of the interior [map unit]. 1 and 0 for a stationary field.
+    """
+    shape = np.shape(maps)
+    npix = shape[-1]
+    if len(shape) < 2 or shape[-2] != npix or npix <= 2 * BORDER_DEPTHS_PX[-1] + 1:
+        raise ValueError(f"border_contrast needs square maps wider than {2 * BORDER_DEPTHS_PX[-1] + 1} px "
+                         f"(an interior beyond the strips), got shape {shape}")
+    flat = np.reshape(maps, (-1, npix, npix))
+    chunk = max(1, BORDER_CHUNK_PIXELS // npix**2)  # float64 copies of a chunk only, not of the set
+    out = np.empty((len(flat), 2, len(BORDER_DEPTHS_PX)))
+    for start in range(0, len(flat), chunk):
+        m = flat[start : start + chunk].astype(np.float64)
+        gx = 0.5 * (m[:, :-1, 1:] - m[:, :-1, :-1] + m[:, 1:, 1:] - m[:, 1:, :-1])
+        gy = 0.5 * (m[:, 1:, :-1] - m[:, :-1, :-1] + m[:, 1:, 1:] - m[:, :-1, 1:])
+        grad = (gx**2 + gy**2).reshape(len(m), -1) @ _strip_averages(npix - 1)
+        level = m.reshape(len(m), -1) @ _strip_averages(npix)
+        out[start : start + chunk, 0] = np.sqrt(grad[:, :-1] / grad[:, -1:])
+        out[start : start + chunk, 1] = level[:, :-1] - level[:, -1:]
+    return out.reshape(*shape[:-2], 2, len(BORDER_DEPTHS_PX))
