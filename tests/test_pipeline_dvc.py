@@ -74,6 +74,15 @@ def test_tiny_pipeline_through_dvc_repro(tmp_path):
     text = readme.read_text()
     assert "STALE-RESULTS" not in text and "| Fréchet distance" in text and text.endswith("rest\n")
     assert (root / "docs" / "figures" / "separation_spectra.png").is_file()
+    cases = root / "metrics" / "cases"
+    cases.mkdir()
+    for name in ("planck_varying", "noiseless_fixed"):
+        (cases / f"{name}.json").write_text(json.dumps(separation))
+    readme.write_text(text + "<!-- cases:start -->\nSTALE-CASES\n<!-- cases:end -->\n")
+    _run([sys.executable, "-m", "dustcmb", "report", "--readme", str(readme), "--cases", str(cases)], root, env)
+    text = readme.read_text()
+    assert "STALE-CASES" not in text and "| Fréchet distance" in text and text.count("| planck_varying |") == 3
+    assert (root / "docs" / "figures" / "separation_cases.png").is_file()
 
     shown = _run(dvc + ["metrics", "show"], root, env)
     assert "metrics/gan.json" in shown and "metrics/separation.json" in shown

@@ -69,11 +69,16 @@ def report_command(
     separation_metrics: Path = typer.Option(Path("metrics/separation.json"),
                                             help="From `dustcmb separation evaluate`."),
     figures: Path = typer.Option(Path("docs/figures"), help="Where the two README figures are copied."),
+    cases: Path = typer.Option(None, help="Folder of <case>.json separation metrics: fill the README's sky-case "
+                                          "table instead (see README, 'Sky cases')."),
     params: Path = ParamsOption,
 ) -> None:
     """Regenerate the README's results tables and figures from the metrics files."""
-    from dustcmb.evaluation.report import update_readme
+    from dustcmb.evaluation.report import update_cases, update_readme
 
     load(params)
-    section = update_readme(readme, gan_metrics, separation_metrics, figures)
+    if cases is not None:
+        section = update_cases(readme, cases, figures)
+    else:
+        section = update_readme(readme, gan_metrics, separation_metrics, figures)
     Console(stderr=True).print(f"updated {readme} ({len(section.splitlines())} lines) and {figures}/")

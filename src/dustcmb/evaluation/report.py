@@ -11,12 +11,22 @@ import json
 import shutil
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
+
 from dustcmb.errors import InputError
+from dustcmb.evaluation.separation_plots import cases_figure
 from dustcmb.storage import atomic_file
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+CASES_START, CASES_END = "<!-- cases:start -->", "<!-- cases:end -->"
+CASES_FIGURE = "separation_cases.png"
 FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/spectra.png": "gan_spectra.png",
            "plots/separation/spectra.png": "separation_spectra.png"}
+
+def _ell_range(bounds) -> str:
+    return "none" if bounds[1] == 0 else f"{bounds[0]:.0f}–{bounds[1]:.0f}"
+
 
 GAN_ROWS = [  # (label, key, format)
     ("Fréchet distance d_F of log10 C_ℓ (lower is better)", "frechet_distance", "{:.3g}"),
@@ -37,8 +47,7 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
     ("same, after per-ℓ calibration (target ≤ 0.02)", "calibrated.calibration_error_68", "{:.3f}"),
     ("mean over ℓ of abs(coverage − 0.95), after per-ℓ calibration", "calibrated.calibration_error_95", "{:.3f}"),
     ("pixels within one MC σ of the truth (target 0.68)", "pixel_coverage_68", "{:.3f}"),
-    ("ℓ range with mean spectrum bias within 1 % (2σ)", "ell_range_1pct",
-     lambda r: "none" if r[1] == 0 else f"{r[0]:.0f}–{r[1]:.0f}"),
+    ("ℓ range with mean spectrum bias within 1 % (2σ)", "ell_range_1pct", _ell_range),
     ("ℓ_max with median spectrum error < 1 %", "ell_max_1pct", "{:.0f}"),
     ("map RMSE [µK_CMB]", "map_rmse_uK", "{:.3g}"),
     ("map RMSE without the patch mean [µK_CMB]", "map_rmse_nomono_uK", "{:.3g}"),
@@ -102,19 +111,65 @@ def results_markdown(gan: dict, separation: dict) -> str:
     return "\n".join(lines)
 
 
+def mean_residual_ratio(ell, scores: dict, ell_min: float = 30.0) -> float:
+    """Mean over the reported bins with ℓ > ``ell_min`` of one method's residual power over the CMB power."""
+    ratio = np.asarray(scores["residual_power_ratio_per_ell"])
+    return float(ratio[np.asarray(ell) > ell_min].mean())
+
+
+def cases_markdown(cases: dict[str, dict]) -> str:
+    """Three tables (map RMSE, residual power over ℓ > 30, the 1 %-bias ℓ range): one row per case, one
+    column per method."""
+    methods = {"ResUNet": None} | {label: name for name, label in SEPARATION_COLUMNS.items()}
+    figures = [("map RMSE [µK_CMB]", lambda ell, s: f"{s['map_rmse_uK']:.3g}"),
+               ("residual power / CMB power, mean over the bins with ℓ > 30",
+                lambda ell, s: f"{mean_residual_ratio(ell, s):.2e}"),
+               ("ℓ range where abs(mean spectrum bias) < 1 % (2σ)",
+                lambda ell, s: _cell(s, "ell_range_1pct", _ell_range))]
+    lines = []
+    for title, value in figures:
+        lines += [f"**{title}**", "", "| case | test maps | " + " | ".join(methods) + " |",
+                  "|---|---|" + "---|" * len(methods)]
+        for case, metrics in cases.items():
+            scores = [metrics if name is None else metrics["baselines"][name] for name in methods.values()]
+            lines.append(f"| {case} | {metrics['n_test']} | "
+                         + " | ".join(value(metrics["ell"], s) for s in scores) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def update_cases(readme: Path, cases_dir: Path, figures_dir: Path) -> str:
+    """Replace the README's cases section with the table of every ``<case>.json`` in ``cases_dir``, and its figure."""
+    paths = sorted(Path(cases_dir).glob("*.json"))
+    if not paths:
+        raise InputError(f"{cases_dir} holds no <case>.json separation metrics; see README, 'Sky cases'")
+    cases = {p.stem: _load(p) for p in paths}
+    section = cases_markdown(cases) + f"\n\n![Residual power by case](docs/figures/{CASES_FIGURE})"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    fig = cases_figure(cases, SEPARATION_COLUMNS)
+    fig.savefig(figures_dir / CASES_FIGURE, dpi=110)
+    plt.close(fig)
+    _replace_section(readme, CASES_START, CASES_END, section)
+    return section
+
+
+def _replace_section(readme: Path, start: str, end: str, section: str) -> None:
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise InputError(f"{readme} has no '{start}' ... '{end}' markers to fill")
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    with atomic_file(readme) as tmp:
+        tmp.write_text(f"{head}{start}\n{section}\n{end}{tail}")
+
+
 def update_readme(readme: Path, gan_path: Path, separation_path: Path, figures_dir: Path) -> str:
     """Replace the results section of ``readme`` and copy the figures; return the new section."""
     section = results_markdown(_load(gan_path), _load(separation_path))
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise InputError(f"{readme} has no '{START}' ... '{END}' markers to fill")
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
     figures_dir.mkdir(parents=True, exist_ok=True)
     for source, name in FIGURES.items():
         shutil.copyfile(_existing(readme.parent / source), figures_dir / name)
-    with atomic_file(readme) as tmp:
-        tmp.write_text(f"{head}{START}\n{section}\n{END}{tail}")
+    _replace_section(readme, START, END, section)
     return section
 
 

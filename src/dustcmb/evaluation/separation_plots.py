@@ -74,9 +74,8 @@ def spectra_figure(ell: np.ndarray, data: dict, freqs_ghz, baselines: dict[str, 
     return fig
 
 
-def residual_power_figure(ell: np.ndarray, metrics: dict, baselines: dict[str, str]) -> plt.Figure:
-    """Mean over test maps of ``C_ℓ(estimate − truth) / C_ℓ(truth)`` for the ResUNet and every baseline (log y)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+def _residual_power(ax, ell: np.ndarray, metrics: dict, baselines: dict[str, str]) -> None:
+    """Residual power ratio of the ResUNet and every baseline on ``ax`` (log y)."""
     curves = [("ResUNet (MC mean)", metrics)]
     curves += [(label, metrics["baselines"][name]) for name, label in baselines.items()]
     for k, (label, scores) in enumerate(curves):
@@ -87,8 +86,30 @@ def residual_power_figure(ell: np.ndarray, metrics: dict, baselines: dict[str, s
     ax.set_yscale("log")
     ax.set_xlabel("ℓ")
     ax.set_ylabel("C_ℓ(residual) / C_ℓ(true CMB)")
+
+
+def residual_power_figure(ell: np.ndarray, metrics: dict, baselines: dict[str, str]) -> plt.Figure:
+    """Mean over test maps of ``C_ℓ(estimate − truth) / C_ℓ(truth)`` for the ResUNet and every baseline (log y)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    _residual_power(ax, ell, metrics, baselines)
     ax.set_title(f"Residual power, mean over {metrics['n_test']} test maps")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cases_figure(cases: dict[str, dict], baselines: dict[str, str]) -> plt.Figure:
+    """One residual-power panel per sky/instrument case (``cases``: name -> separation metrics)."""
+    n = len(cases)
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.8 * rows), squeeze=False, sharey=True)
+    for ax, (name, metrics) in zip(axes.flat, cases.items()):
+        _residual_power(ax, np.asarray(metrics["ell"]), metrics, baselines)
+        ax.set_title(name)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
