@@ -3,7 +3,9 @@
 Both use :func:`dustcmb.separation.mc.mc_predict` on the same ResUNet (architecture from the
 parameter file, random weights): the batched run replicates each map ``--batch`` times along the
 batch dimension so one forward does that many passes; the sequential reference does one pass per
-forward (``batch=1``). Prints the time per pass of each and their ratio.
+forward (``batch=1``). Prints the time per pass of each and their ratio, passes per second, and the
+fraction of this machine's matmul peak (a large float32 ``torch.mm`` timed in the same run) that the
+batched forward pass reaches, from the multiply-adds of its convolutions counted with hooks.
 
 Usage: python benchmarks/bench_mc_dropout.py [--params params.yaml] [--device cpu|cuda]
        [--maps 4] [--passes 100] [--batch 200] [--sequential-maps 1]
@@ -17,7 +19,8 @@ import time
 import torch
 
 from dustcmb.config import load_params
-from dustcmb.separation.mc import mc_predict
+from dustcmb.separation.inputs import n_inputs
+from dustcmb.separation.mc import mc_mode, mc_predict
 from dustcmb.separation.resunet import ResUNet
 from dustcmb.simulation.dataset import Normalisation
 
@@ -28,6 +31,51 @@ def timed(model, inputs, norm, passes: int, batch: int, device: str) -> float:
         torch.cuda.synchronize()
     start = time.perf_counter()
     mc_predict(model, inputs, norm, passes, batch)
+    return time.perf_counter() - start
+
+
+def conv_flops(model, inputs: torch.Tensor) -> float:
+    """Floating-point operations (2 per multiply-add) of the convolutions of one forward of ``inputs``."""
+    total = [0.0]
+
+    def hook(module, _, output):
+        kernel = module.weight[0].numel()  # in_channels/groups × kh × kw
+        total[0] += 2.0 * output.numel() * kernel
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(inputs)
+    for handle in handles:
+        handle.remove()
+    return total[0]
+
+
+def matmul_peak(device: str, n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 ``torch.mm`` throughput [FLOP/s] of ``n × n`` matrices on ``device``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def timed_forward(model, replicas: torch.Tensor, device: str) -> float:
+    """Seconds of one MC-mode forward of ``replicas`` (the network alone, no spectra or quantiles)."""
+    mc_mode(model)
+    replicas = replicas.to(device)
+    with torch.no_grad():
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(replicas)
+        if device == "cuda":
+            torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -46,9 +94,11 @@ def main() -> None:
     npix = args.npix or params.patches.npix
     passes, batch = args.passes or cfg.mc_passes, args.batch or cfg.mc_batch
     torch.manual_seed(0)
-    model = ResUNet(npix, params.patches.size_deg, 3, cfg.base_channels, cfg.dropout).to(args.device)
+    channels = n_inputs(3, cfg)
+    model = ResUNet(npix, params.patches.size_deg, channels, cfg.base_channels, cfg.dropout,
+                    prior_channel=cfg.prior != "none").to(args.device)
     norm = Normalisation((143.0, 353.0, 545.0), (0.0,) * 3, (1.0,) * 3, 0.0, 100.0)
-    inputs = torch.randn(args.maps, 3, npix, npix)
+    inputs = torch.randn(args.maps, channels, npix, npix)
     timed(model, inputs[:1], norm, min(passes, batch), batch, args.device)  # warm-up (allocator, kernels)
     timed(model, inputs[:1], norm, 4, 1, args.device)
     batched = timed(model, inputs, norm, passes, batch, args.device) / (args.maps * passes)
@@ -59,7 +109,13 @@ def main() -> None:
           f"{passes} passes per map, threads {torch.get_num_threads()}")
     print(f"sequential (1 pass per forward):      {1e3 * sequential:8.3f} ms per pass")
     print(f"batched ({batch} passes per forward): {1e3 * batched:8.3f} ms per pass")
-    print(f"speed-up: {sequential / batched:.1f}x (goal >= 5x)")
+    print(f"speed-up: {sequential / batched:.1f}x (goal >= 5x); {1 / batched:.0f} passes/s batched")
+    flops = conv_flops(model, inputs[:1])
+    forward = min(timed_forward(model, inputs[:1].repeat(batch, 1, 1, 1), args.device) for _ in range(3)) / batch
+    peak = matmul_peak(args.device)
+    print(f"forward only: {1e3 * forward:.3f} ms per pass ({forward / batched:.0%} of the batched pass), "
+          f"{flops / 1e6:.1f} MFLOP per pass -> {flops / forward / 1e9:.1f} GFLOP/s, "
+          f"{flops / forward / peak:.1%} of the {peak / 1e9:.0f} GFLOP/s matmul peak")
 
 
 if __name__ == "__main__":
