@@ -318,8 +318,8 @@ class SeparationConfig:
     mc_passes: int = 100
     mc_batch: int = 200
     calibration_maps: int = 192
-    prior: str = "none"
-    input_norm: str = "global"
+    prior: str = "cilc"
+    input_norm: str = "per_map"
 
     def __post_init__(self) -> None:
         _require(self.prior in ("none", "cilc"), f"separation.prior={self.prior!r}: use none or cilc")
