@@ -1,7 +1,9 @@
-"""`dustcmb tune`: a real 3-trial Optuna study with nested MLflow runs and a best-params file."""
+"""`dustcmb tune`: real Optuna studies (one process, two worker processes) with nested MLflow runs and a
+best-params file."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import time
 
@@ -13,15 +15,16 @@ import yaml
 
 from conftest import REPO, run_cli, separation_params
 from dustcmb.config import load_params
-from dustcmb.tuning import study as study_module
+from dustcmb.tuning import storage as storage_module
+from dustcmb.tuning.runner import split_trials
+from dustcmb.tuning.storage import open_storage
 from dustcmb.tuning.study import (
     EXPERIMENT,
     LossConstraintPruner,
+    await_reference,
     dropout_rates,
     levels_used,
-    open_storage,
     per_ell_error,
-    storage_url,
     trial_rates,
 )
 
@@ -62,17 +65,46 @@ def test_pruner_follows_the_loss_constraint_not_the_median():
     assert not pruner.prune(optuna.create_study(), _trial([9.0, 9.0]))  # no reference yet
 
 
-def test_three_trial_study(tmp_path, separation_data, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_trials_are_split_so_that_none_is_lost_or_run_twice():
+    assert split_trials(9, 2) == [5, 4] and split_trials(3, 4) == [1, 1, 1] and split_trials(0, 2) == []
+
+
+def test_a_sampled_trial_never_scores_against_a_missing_reference():
+    """Without the default rates' loss and with no default-rates trial to come, a trial fails loudly."""
+    study = optuna.create_study(study_name="no-reference")
+    study.enqueue_trial({"max_rate": 0.3, "shape": 1.0}, user_attrs={"default_rates": True})
+    with pytest.raises(RuntimeError, match="no default-rates trial is running"):
+        await_reference(study, poll_s=0.0)  # waiting, not running: nobody would ever set the reference
+    study.set_user_attr("reference_val_loss", 0.5)
+    assert await_reference(study, poll_s=0.0) == 0.5
+
+
+def _tune_params(tmp_path, n_trials):
+    """Tiny parameters for a real study: 3 epochs a trial, scored on 6 validation maps."""
     params = separation_params(tmp_path / "params.yaml", max_epochs=3, val_maps=2)
     data = yaml.safe_load(params.read_text())
-    data["tune"] = {"n_trials": 3, "val_maps": 6, "startup_trials": 2, "pruner_warmup_epochs": 1}
+    data["tune"] = {"n_trials": n_trials, "val_maps": 6, "startup_trials": 2, "pruner_warmup_epochs": 1}
     params.write_text(yaml.safe_dump(data))
+    return params
+
+
+def _study_runs(tmp_path, name):
+    """The parent MLflow run of study ``name`` and its nested trial runs."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
+    parents = [r for r in runs if r.info.run_name == f"study-{name}"]
+    assert len(parents) == 1
+    return parents[0], [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+
+
+def test_three_trial_study(tmp_path, separation_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = _tune_params(tmp_path, n_trials=3)
     best = tmp_path / "best.yaml"
     assert run_cli("tune", "--study", "tiny", "--data", separation_data, "--work", tmp_path / "work",
                    "--out", best, "--params", params) == 0
 
-    study = optuna.load_study(study_name="tiny", storage=storage_url(tmp_path))
+    study = optuna.load_study(study_name="tiny", storage=open_storage(tmp_path))
     assert len(study.trials) == 3
     first = study.trials[0]
     assert first.user_attrs["dropout"] == list(load_params(params).separation.dropout)
@@ -82,11 +114,8 @@ def test_three_trial_study(tmp_path, separation_data, monkeypatch):
     # A trial trains on the pipeline's schedule (separation.max_epochs = 3), not a shortened one.
     assert first.state == optuna.trial.TrialState.COMPLETE and len(first.intermediate_values) == 3
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")
-    parents = [r for r in runs if r.info.run_name == "study-tiny"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(parents) == 1 and len(children) == 3
+    _, children = _study_runs(tmp_path, "tiny")
+    assert len(children) == 3
     assert all("val_loss" in r.data.metrics and "separation.dropout" in r.data.params for r in children)
     assert any("val_coverage_68" in r.data.metrics for r in children)
 
@@ -100,7 +129,7 @@ def test_three_trial_study(tmp_path, separation_data, monkeypatch):
 def test_a_trial_killed_mid_run_is_retried(tmp_path, separation_data, monkeypatch):
     """A trial left RUNNING by a dead process is failed on the next run and retried with the same rates."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(study_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(storage_module, "HEARTBEAT_S", 1)
     params = separation_params(tmp_path / "params.yaml", max_epochs=1)
     storage = open_storage(tmp_path)
     study = optuna.create_study(study_name="killed", storage=storage)
@@ -111,7 +140,44 @@ def test_a_trial_killed_mid_run_is_retried(tmp_path, separation_data, monkeypatc
     assert run_cli("tune", "--study", "killed", "--trials", "1", "--data", separation_data,
                    "--work", tmp_path / "work", "--out", tmp_path / "best.yaml", "--params", params) == 0
 
-    first, retry = optuna.load_study(study_name="killed", storage=storage_url(tmp_path)).trials
+    first, retry = optuna.load_study(study_name="killed", storage=open_storage(tmp_path)).trials
     assert first.state == optuna.trial.TrialState.FAIL
     assert retry.state == optuna.trial.TrialState.COMPLETE and retry.system_attrs["failed_trial"] == 0
     assert retry.user_attrs["dropout"] == list(load_params(params).separation.dropout)
+
+
+def test_two_worker_processes_share_one_study(tmp_path, separation_data, monkeypatch):
+    """Five trials on two worker processes: the default-rates trial first, then 2 + 2 in parallel, each
+    trial run and logged exactly once, and the best-params file is the study's best trial."""
+    monkeypatch.chdir(tmp_path)
+    params = _tune_params(tmp_path, n_trials=5)
+    best = tmp_path / "best.yaml"
+    assert run_cli("tune", "--study", "pair", "--workers", "2", "--data", separation_data,
+                   "--work", tmp_path / "work", "--out", best, "--params", params) == 0
+
+    study = optuna.load_study(study_name="pair", storage=open_storage(tmp_path))
+    trials = study.trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    assert trials[0].user_attrs["default_rates"] and trials[0].state == optuna.trial.TrialState.COMPLETE
+    reference = study.user_attrs["reference_val_loss"]
+    assert reference == pytest.approx(trials[0].user_attrs["val_loss"])
+    tolerance = load_params(params).tune.loss_tolerance
+    for t in trials:  # every constraint compares with the default rates' loss
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.constraints["loss_excess"] == pytest.approx(t.user_attrs["val_loss"] / reference - 1 - tolerance)
+
+    parent, children = _study_runs(tmp_path, "pair")
+    assert parent.info.status == "FINISHED" and "best_val_loss" in parent.data.metrics
+    logged = sorted(int(r.data.tags["optuna.trial"]) for r in children)
+    assert logged == [0, 1, 2, 3, 4]
+    by_number = {t.number: t for t in trials}
+    for run in children:
+        trial = by_number[int(run.data.tags["optuna.trial"])]
+        assert list(ast.literal_eval(run.data.params["separation.dropout"])) == trial.user_attrs["dropout"]
+        assert run.data.tags["optuna.state"] == trial.state.name
+    workers = sorted(run.data.tags["optuna.worker"].rsplit("/", 1)[1] for run in children)
+    assert workers == ["0", "1", "1", "2", "2"]  # trial 0 here, then two trials in each worker process
+
+    assert f"(trial {study.best_trial.number})" in best.read_text()
+    assert yaml.safe_load(best.read_text())["separation"]["dropout"] == study.best_trial.user_attrs["dropout"]

@@ -26,17 +26,23 @@ the ResUNet with other dropout rates and scores them on the validation split (ne
   on the quick profile the default rates cover 0.50 of the validation spectra after 10 epochs and
   0.96 after 40, so rates tuned on shortened trials do not carry over to the pipeline's model.
 
-Storage: ``sqlite:///<root>/mlruns/optuna.db`` (resumable with the same study name). Each trial is a
-nested MLflow run under one parent run per study invocation, in the ``dustcmb-tune`` experiment.
-Trials send a heartbeat: when a study is run again after its process was killed mid-trial, the
-interrupted trial is marked FAIL and retried once with the same rates (the default-rates trial too).
+Storage (:mod:`dustcmb.tuning.storage`): a journal file ``<root>/mlruns/optuna.journal`` that the
+worker processes of one machine share, or a database URL that several machines share; a study
+resumes by name. Trials send heartbeats: a trial whose process died is marked FAIL and retried once
+with the same rates (the default-rates trial too), by the next process that looks.
+
+Concurrency (:mod:`dustcmb.tuning.runner`): no trial starts before the default-rates trial has set
+the loss reference, so every constraint and pruning decision compares with it. The process that
+finds that trial waiting runs it (on all its cores); the others wait. Each invocation opens one
+parent MLflow run ``study-<name>`` in the ``dustcmb-tune`` experiment; every trial it runs, in
+whichever worker process, is a nested run ``trial-<n>`` tagged with the study and the worker.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
+import time
 from pathlib import Path
 
 import mlflow
@@ -53,30 +59,17 @@ from dustcmb.separation.resunet import n_blocks
 from dustcmb.separation.train import train
 from dustcmb.simulation.store import open_datasets
 from dustcmb.storage import atomic_file
+from dustcmb.tuning.storage import fail_stale_trials, open_storage
 
 EXPERIMENT = "dustcmb-tune"
-HEARTBEAT_S = 60  # a RUNNING trial without a heartbeat for two intervals belongs to a dead process
+REFERENCE = "reference_val_loss"  # study attribute: the default rates' best validation loss
+POLL_S = 10.0  # seconds between looks of a process waiting for the default-rates trial
+PENDING = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
 
 
 def dropout_rates(max_rate: float, shape: float, levels: int) -> tuple[float, ...]:
     """Dropout rate per level, outermost first: ``max_rate · ((i + 1) / levels) ** shape``."""
     return tuple(round(max_rate * ((i + 1) / levels) ** shape, 4) for i in range(levels))
-
-
-def storage_url(root: str | Path | None = None) -> str:
-    """Optuna's sqlite storage next to the MLflow database."""
-    mlruns = tracking.tracking_root(root) / "mlruns"
-    mlruns.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{mlruns / 'optuna.db'}"
-
-
-def open_storage(root: str | Path | None = None) -> optuna.storages.RDBStorage:
-    """The study database with heartbeats; a trial left RUNNING by a killed process is retried once."""
-    with warnings.catch_warnings():  # Optuna flags heartbeats experimental; tests/test_tuning.py covers our use
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            storage_url(root), heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def levels_used(params: Params) -> int:
@@ -108,55 +101,133 @@ def per_ell_error(coverage_per_ell, target: float) -> float:
     return float(np.mean(np.abs(np.asarray(coverage_per_ell) - target)))
 
 
-class Objective:
-    """One trial: train with the suggested rates, then score coverage on validation maps."""
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What every process of a study needs; picklable, so that spawned workers receive it whole.
 
-    def __init__(self, params: Params, data_dir: Path, work_dir: Path, device: str,
-                 params_file: Path | None, root: Path | None):
-        self.params, self.data_dir, self.work_dir = params, data_dir, work_dir
-        self.device, self.params_file, self.root = device, params_file, root
+    ``storage`` is a database URL, or None for the journal file under ``root`` (see
+    :func:`dustcmb.tuning.storage.open_storage`).
+    """
+
+    params: Params
+    data_dir: Path
+    work_dir: Path
+    study_name: str
+    device: str = "cpu"
+    params_file: Path | None = None
+    root: Path | None = None
+    storage: str | None = None
+
+
+def open_study(setup: Setup, seed: int | None) -> optuna.Study:
+    """Create or load the study, with a TPE sampler seeded by ``seed`` and the loss-constraint pruner."""
+    cfg = setup.params.tune
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.startup_trials)
+    pruner = LossConstraintPruner(cfg.loss_tolerance, cfg.pruner_warmup_epochs)
+    return optuna.create_study(study_name=setup.study_name, storage=open_storage(setup.root, setup.storage),
+                               direction="minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
+
+
+def _pending_default_states(study: optuna.Study) -> set[optuna.trial.TrialState]:
+    """States (WAITING, RUNNING) of the default-rates trials not finished yet."""
+    return {t.state for t in study.get_trials(deepcopy=False, states=PENDING) if t.user_attrs.get("default_rates")}
+
+
+def settle_reference(study: optuna.Study, objective: Objective, n_trials: int, poll_s: float = POLL_S) -> int:
+    """Run the default-rates trial here, or wait while another process runs it, until the loss
+    reference exists or ``n_trials`` trials ran here; return how many ran.
+
+    A new study, or one whose default-rates trial failed, gets one enqueued (trial 0 of a new study).
+    """
+    ran = 0
+    while REFERENCE not in study.user_attrs and ran < n_trials:
+        fail_stale_trials(study)  # a default-rates trial whose process died comes back WAITING
+        states = _pending_default_states(study)
+        if not states:
+            params = objective.setup.params
+            study.enqueue_trial({"max_rate": max(params.separation.dropout), "shape": 1.0},
+                                user_attrs={"default_rates": True})
+        elif optuna.trial.TrialState.WAITING not in states:
+            time.sleep(poll_s)
+            continue
+        study.optimize(objective, n_trials=1, gc_after_trial=True)
+        ran += 1
+    return ran
+
+
+def await_reference(study: optuna.Study, poll_s: float = POLL_S) -> float:
+    """The default rates' best validation loss, waiting while their trial runs in another process.
+
+    Only a race lets a trial finish first: processes on two machines that both saw the retry of a
+    stale default-rates trial waiting, where one ran it and the other a sampled trial.
+    """
+    while (reference := study.user_attrs.get(REFERENCE)) is None:
+        # one merely WAITING may sit behind this very trial in this very process: fail, do not hang
+        if optuna.trial.TrialState.RUNNING not in _pending_default_states(study):
+            raise RuntimeError(f"study {study.study_name}: no default-rates trial is running to set the loss reference")
+        time.sleep(poll_s)
+    return reference
+
+
+class Objective:
+    """One trial: train with the suggested rates, then score coverage on validation maps.
+
+    ``worker`` names the process in the trial's MLflow tags (``optuna.worker``).
+    """
+
+    def __init__(self, setup: Setup, worker: str = ""):
+        self.setup, self.worker = setup, worker
 
     def __call__(self, trial: optuna.Trial) -> float:
-        cfg, sep = self.params.tune, self.params.separation
+        setup = self.setup
+        cfg, sep = setup.params.tune, setup.params.separation
         max_rate = trial.suggest_float("max_rate", *cfg.max_rate_bounds, log=True)
         shape = trial.suggest_float("shape", *cfg.shape_bounds)
-        # Trial 0 runs the configured rates exactly: it is the reference for the loss constraint.
-        rates = sep.dropout if trial.user_attrs.get("default_rates") else trial_rates(self.params, max_rate, shape)
+        # The default-rates trial runs the configured rates exactly: it is the loss constraint's reference.
+        default = bool(trial.user_attrs.get("default_rates"))
+        rates = sep.dropout if default else trial_rates(setup.params, max_rate, shape)
         trial.set_user_attr("dropout", list(rates))
-        trial_params = dataclasses.replace(self.params, separation=dataclasses.replace(sep, dropout=rates))
+        trial_params = dataclasses.replace(setup.params, separation=dataclasses.replace(sep, dropout=rates))
 
         def report(epoch: int, metrics: dict) -> bool:
             trial.report(metrics["val_loss"], epoch)
             return trial.should_prune()
 
-        out_dir = self.work_dir / f"trial_{trial.number}"
-        config = train(trial_params, self.data_dir, out_dir, self.work_dir / f"checkpoint_{trial.number}",
-                       device=self.device, params_file=self.params_file, root=self.root,
+        out_dir = setup.work_dir / f"trial_{trial.number}"
+        config = train(trial_params, setup.data_dir, out_dir, setup.work_dir / f"checkpoint_{trial.number}",
+                       device=setup.device, params_file=setup.params_file, root=setup.root,
                        experiment=EXPERIMENT, run_name=f"trial-{trial.number}", should_stop=report)
-        tags = {"optuna.trial": str(trial.number), "optuna.study": trial.study.study_name}
+        tags = {"optuna.trial": str(trial.number), "optuna.study": trial.study.study_name,
+                "optuna.worker": self.worker}
         if config["stopped_by_callback"]:
-            with tracking.run(EXPERIMENT, "", run_id=config["mlflow_run_id"], root=self.root):
+            with tracking.run(EXPERIMENT, "", run_id=config["mlflow_run_id"], root=setup.root):
                 mlflow.set_tags(tags | {"optuna.state": "PRUNED"})
             raise optuna.TrialPruned()
-        with tracking.run(EXPERIMENT, "", run_id=config["mlflow_run_id"], root=self.root):
+        loss = config["best_val_loss"]
+        reference = trial.study.user_attrs.get(REFERENCE, loss) if default else await_reference(trial.study)
+        with tracking.run(EXPERIMENT, "", run_id=config["mlflow_run_id"], root=setup.root):
             mlflow.set_tags(tags | {"optuna.state": "COMPLETE"})
-            scores = validation_coverage(trial_params, self.data_dir, out_dir, self.device)
-            reference = trial.study.user_attrs.get("reference_val_loss", config["best_val_loss"])
-            excess = config["best_val_loss"] / reference - 1.0 - cfg.loss_tolerance
-            # the interval that belongs to the estimate, judged bin by bin
-            centred = scores["centred"]
-            objective = per_ell_error(centred["coverage_68_per_ell"], cfg.target_coverage)
-            error_95 = per_ell_error(centred["coverage_95_per_ell"], 0.95)
-            trial.set_constraint("loss_excess", excess)
-            trial.set_user_attr("coverage_68", scores["coverage_68"])
-            trial.set_user_attr("calibration_error_95", error_95)
-            trial.set_user_attr("val_loss", config["best_val_loss"])
-            mlflow.log_metrics({"val_coverage_68": scores["coverage_68"], "val_coverage_95": scores["coverage_95"],
-                                "val_calibration_error_68": objective, "val_calibration_error_95": error_95,
-                                "val_map_rmse_uK": scores["map_rmse_uK"], "objective": objective,
-                                "loss_excess": excess})
-        if "reference_val_loss" not in trial.study.user_attrs:
-            trial.study.set_user_attr("reference_val_loss", config["best_val_loss"])
+            objective = self._score(trial, trial_params, out_dir, loss / reference - 1.0 - cfg.loss_tolerance, loss)
+        if default and REFERENCE not in trial.study.user_attrs:
+            trial.study.set_user_attr(REFERENCE, loss)
+        return objective
+
+    def _score(self, trial: optuna.Trial, trial_params: Params, out_dir: Path, excess: float, loss: float) -> float:
+        """Score the trained model's intervals on validation maps; record and log the results."""
+        cfg = self.setup.params.tune
+        scores = validation_coverage(trial_params, self.setup.data_dir, out_dir, self.setup.device)
+        # the interval that belongs to the estimate, judged bin by bin
+        centred = scores["centred"]
+        objective = per_ell_error(centred["coverage_68_per_ell"], cfg.target_coverage)
+        error_95 = per_ell_error(centred["coverage_95_per_ell"], 0.95)
+        trial.set_constraint("loss_excess", excess)
+        trial.set_user_attr("coverage_68", scores["coverage_68"])
+        trial.set_user_attr("calibration_error_95", error_95)
+        trial.set_user_attr("val_loss", loss)
+        mlflow.log_metrics({"val_coverage_68": scores["coverage_68"], "val_coverage_95": scores["coverage_95"],
+                            "val_calibration_error_68": objective, "val_calibration_error_95": error_95,
+                            "val_map_rmse_uK": scores["map_rmse_uK"], "objective": objective,
+                            "loss_excess": excess})
         return objective
 
 
@@ -206,35 +277,3 @@ def write_best(path: Path, study: optuna.Study, trial: optuna.trial.FrozenTrial)
     with atomic_file(path) as tmp:
         tmp.write_text(header + yaml.safe_dump({"separation": {"dropout": rates}}, default_flow_style=None))
     return command
-
-
-def run_study(params: Params, data_dir: Path, work_dir: Path, best_path: Path, n_trials: int,
-              study_name: str, device: str = "cpu", params_file: Path | None = None,
-              root: Path | None = None) -> dict:
-    """Run (or extend) a study and write the best rates to ``best_path``.
-
-    Returns
-    -------
-    dict
-        ``best_trial``, ``dropout``, ``coverage_68``, ``val_loss``, ``apply_command``, ``n_trials``.
-    """
-    sampler = optuna.samplers.TPESampler(seed=params.seed, n_startup_trials=params.tune.startup_trials)
-    pruner = LossConstraintPruner(params.tune.loss_tolerance, params.tune.pruner_warmup_epochs)
-    study = optuna.create_study(study_name=study_name, storage=open_storage(root), direction="minimize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
-    if not study.trials:
-        study.enqueue_trial({"max_rate": max(params.separation.dropout), "shape": 1.0},
-                            user_attrs={"default_rates": True})
-    objective = Objective(params, data_dir, work_dir, device, params_file, root)
-    run_params = {"tune": dataclasses.asdict(params.tune), "study": study_name, "n_trials": n_trials}
-    with tracking.run(EXPERIMENT, f"study-{study_name}", params=run_params,
-                      tags=tracking.pipeline_tags(params_file), root=root):
-        study.optimize(objective, n_trials=n_trials, gc_after_trial=True)
-        best = best_feasible(study)
-        command = write_best(best_path, study, best)
-        mlflow.log_metrics({"best_val_coverage_68": best.user_attrs["coverage_68"],
-                            "best_val_loss": best.user_attrs["val_loss"]})
-        mlflow.log_artifact(str(best_path))
-    return {"best_trial": best.number, "dropout": best.user_attrs["dropout"],
-            "coverage_68": best.user_attrs["coverage_68"], "val_loss": best.user_attrs["val_loss"],
-            "apply_command": command, "n_trials": len(study.trials)}
