@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dustcmb.config import GanConfig
-from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
+from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator, log_anisotropy
 from dustcmb.gan.train import NETS, augment, build, train_step
 from dustcmb.stats.power import n_bins
 
@@ -83,13 +83,15 @@ def test_one_training_step_at_paper_size():
 
 
 def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
-    """One 64² step with all additions (TTUR, EMA, R1, augmented fakes, minibatch-std, spectral norm)
+    """One 64² step with all additions (TTUR, EMA, R1, augmented fakes, minibatch-std, spectral norm,
+    directional power discriminator)
     moves every network; the EMA generator moves by (1 − decay) of the live one's first step exactly.
     ``recipe: paper`` resets every addition and the discriminators' learning rate."""
     torch.manual_seed(0)
     cfg = GanConfig(gen_channels=32, disc_width=4, power_width=4, batch_size=4, disc_lr=4e-4, ema_decay=0.9,
-                    r1_gamma=1.0, augment_fakes=True, minibatch_std=True, spectral_norm=True)
-    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu")
+                    r1_gamma=1.0, augment_fakes=True, minibatch_std=True, spectral_norm=True, power_directions=True)
+    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)))
+    assert nets.power_disc.directional
     assert nets.opts["map_disc"].param_groups[0]["lr"] == 4e-4 and nets.opts["generator"].param_groups[0]["lr"] == 2e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in nets.map_disc.modules())
     start = [p.detach().clone() for p in nets.generator.parameters()]
@@ -99,7 +101,7 @@ def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
     for a, live, average in zip(start, nets.generator.parameters(), nets.ema.parameters()):
         torch.testing.assert_close(average, a + 0.1 * (live - a))
     paper = GanConfig(recipe="paper", disc_lr=4e-4, ema_decay=0.9, r1_gamma=1.0, augment_fakes=True,
-                      minibatch_std=True, spectral_norm=True, selection="d_F+minkowski")
+                      minibatch_std=True, spectral_norm=True, power_directions=True, selection="d_F+minkowski")
     assert paper == GanConfig(recipe="paper")
     assert paper.disc_lr == paper.lr and paper.ema_decay == 0 and not paper.spectral_norm
 
@@ -117,6 +119,35 @@ def test_power_discriminator_sees_spectrum_only_through_gradients():
     maps = maps.float().requires_grad_(True)
     p(maps).sum().backward()
     assert maps.grad is not None and maps.grad.abs().sum() > 0
+
+
+def test_log_anisotropy_reads_zero_for_white_noise_and_sees_row_streaks():
+    """White noise has the same expected power in every mode, so ln(P_axes / P_diagonals) is 0 up to
+    the scatter of the mode averages: 400 maps put the mean within 4 of its standard errors in every
+    ring. Adding a field constant along rows (horizontal streaks) puts its power on the k_x = 0 axis:
+    every ring then reads > 0.5, a 1.6× excess (the streak field carries as much variance as the noise,
+    all of it in the one k_x = 0 column of each ring, which is part of the axis wedge)."""
+    rng = torch.Generator().manual_seed(1)
+    noise = torch.randn(400, 32, 32, dtype=torch.float64, generator=rng)
+    white = log_anisotropy(noise, 20.0)
+    assert white.shape == (400, n_bins(32))
+    assert torch.all(white.mean(0).abs() < 4 * white.std(0) / 400**0.5)
+    streaks = noise + torch.randn(400, 32, 1, dtype=torch.float64, generator=rng).expand(-1, -1, 32)
+    assert torch.all(log_anisotropy(streaks, 20.0).mean(0) > 0.5)
+    assert torch.allclose(log_anisotropy(streaks.transpose(-1, -2), 20.0), log_anisotropy(streaks, 20.0))
+
+
+def test_directional_power_discriminator_takes_the_anisotropy_channel():
+    mean = torch.ones(n_bins(32))
+    plain = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean)
+    directional = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean,
+                                     mean_log_anisotropy=torch.zeros(n_bins(32)))
+    assert plain.features[0].in_channels == 1 and directional.features[0].in_channels == 2
+    maps = torch.randn(4, 1, 32, 32).requires_grad_(True)
+    directional(maps).sum().backward()
+    assert maps.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="mean_log_anisotropy"):
+        PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, mean_log_anisotropy=torch.zeros(3))
 
 
 def test_augment_is_a_symmetry_of_the_square():

@@ -11,7 +11,12 @@ import sys
 import typer
 
 from dustcmb.errors import DustcmbError
-from dustcmb.evaluation.cli import gan_evaluate_command, report_command, separation_evaluate_command
+from dustcmb.evaluation.cli import (
+    ablate_command,
+    gan_evaluate_command,
+    report_command,
+    separation_evaluate_command,
+)
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
 from dustcmb.separation.cli import train_command
@@ -37,6 +42,7 @@ separation_app.command("evaluate")(separation_evaluate_command)
 app.add_typer(separation_app, name="separation")
 app.command("tune")(tune_command)
 app.command("report")(report_command)
+app.command("ablate")(ablate_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -137,7 +137,7 @@ class PatchConfig:
 
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
-                "spectral_norm": False, "selection": "d_F"}
+                "spectral_norm": False, "power_directions": False, "selection": "d_F"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,7 @@ class GanConfig:
     augment_fakes: bool = False
     minibatch_std: bool = False
     spectral_norm: bool = False
+    power_directions: bool = False
     selection: str = "d_F"
 
     def __post_init__(self) -> None:

@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from dustcmb.stats.power import mode_group_power, reported_rings
+from dustcmb.stats.power import mode_group_power, reported_rings, wedge_kinds
 
 N_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported rings
 WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a third of the modes each
@@ -76,9 +76,7 @@ def _wedge_layout(npix: int) -> _WedgeLayout:
     k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
     k2 = (k[:, None] ** 2 + k[None, :] ** 2).astype(np.int64)
     ring, rings = np.rint(np.sqrt(k2)).astype(np.int64), reported_rings(npix)
-    angle = np.degrees(np.arctan2(k[:, None], k[None, :]))  # |k_y|, |k_x|: in [0°, 90°]
-    kind = np.where(np.minimum(angle, 90.0 - angle) <= WEDGE_HALF_WIDTH_DEG, 0,
-                    np.where(np.abs(angle - 45.0) <= WEDGE_HALF_WIDTH_DEG, 1, 2))
+    kind = wedge_kinds(npix, WEDGE_HALF_WIDTH_DEG)
     keep = (ring >= rings[0]) & (ring <= rings[-1])
     labels = np.where(keep, 3 * (ring - rings[0]) + kind, -1)
     radii, at_radius = np.unique(k2[keep], return_inverse=True)

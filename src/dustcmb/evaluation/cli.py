@@ -1,5 +1,6 @@
 """The evaluation commands: ``dustcmb gan evaluate`` (GAN against the real patches and two baselines),
-``dustcmb separation evaluate`` (ResUNet against the ILC) and ``dustcmb report``."""
+``dustcmb separation evaluate`` (ResUNet against the ILC), ``dustcmb ablate`` (the GAN recipe ablation)
+and ``dustcmb report``."""
 
 from __future__ import annotations
 
@@ -82,3 +83,28 @@ def report_command(
     else:
         section = update_readme(readme, gan_metrics, separation_metrics, figures)
     Console(stderr=True).print(f"updated {readme} ({len(section.splitlines())} lines) and {figures}/")
+
+
+def ablate_command(
+    out: Path = typer.Option(Path("runs/gan_ablation"), help="Folder of the runs and summary.json (resumable)."),
+    variants: str = typer.Option("paper,ema,augment_fakes,r1,spectral_norm,minibatch_std,power_directions,ttur,"
+                                 "minkowski_selection,all", help="Comma-separated variant names (see "
+                                 "dustcmb.evaluation.ablation.VARIANTS)."),
+    seeds: int = typer.Option(3, min=1, help="Training seeds per variant: seed, seed + 1, ..."),
+    patches: Path = typer.Option(Path("data/patches"), help="Patch set (`dvc repro patches`)."),
+    readme: Path = typer.Option(None, help="Also fill this file's <!-- ablation:start/end --> table."),
+    device: str = typer.Option(None, help=DEVICE_HELP),
+    params: Path = ParamsOption,
+) -> None:
+    """GAN recipe ablation: train and evaluate each variant over seeds; mean ± std on the held-out sky."""
+    from dustcmb.evaluation.ablation import ablation_markdown, run_ablation
+    from dustcmb.evaluation.report import ABLATION_END, ABLATION_START, replace_section
+
+    p = load(params)
+    device = resolve_device(device or p.device)
+    summary = run_ablation(p, patches, out, [v.strip() for v in variants.split(",") if v.strip()], seeds,
+                           device=device)
+    table = ablation_markdown(summary)
+    if readme is not None:
+        replace_section(readme, ABLATION_START, ABLATION_END, table)
+    Console(stderr=True).print(f"wrote {out}/summary.json\n{table}", soft_wrap=True)

@@ -20,6 +20,7 @@ from dustcmb.storage import atomic_file
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 CASES_START, CASES_END = "<!-- cases:start -->", "<!-- cases:end -->"
+ABLATION_START, ABLATION_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 CASES_FIGURE = "separation_cases.png"
 FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/spectra.png": "gan_spectra.png",
            "plots/separation/spectra.png": "separation_spectra.png"}
@@ -149,11 +150,11 @@ def update_cases(readme: Path, cases_dir: Path, figures_dir: Path) -> str:
     fig = cases_figure(cases, SEPARATION_COLUMNS)
     fig.savefig(figures_dir / CASES_FIGURE, dpi=110)
     plt.close(fig)
-    _replace_section(readme, CASES_START, CASES_END, section)
+    replace_section(readme, CASES_START, CASES_END, section)
     return section
 
 
-def _replace_section(readme: Path, start: str, end: str, section: str) -> None:
+def replace_section(readme: Path, start: str, end: str, section: str) -> None:
     text = readme.read_text()
     if start not in text or end not in text:
         raise InputError(f"{readme} has no '{start}' ... '{end}' markers to fill")
@@ -169,7 +170,7 @@ def update_readme(readme: Path, gan_path: Path, separation_path: Path, figures_d
     figures_dir.mkdir(parents=True, exist_ok=True)
     for source, name in FIGURES.items():
         shutil.copyfile(_existing(readme.parent / source), figures_dir / name)
-    _replace_section(readme, START, END, section)
+    replace_section(readme, START, END, section)
     return section
 
 

@@ -10,15 +10,19 @@ BatchNorm uses ``momentum=0.1``, PyTorch's name for Keras' ``momentum=0.9`` (the
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 from torch import nn
 
-from dustcmb.stats.power import n_bins, power_spectrum
+from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_kinds
 
 BN_MOMENTUM = 0.1
 LEAKY_SLOPE = 0.2
 UPSAMPLINGS = 4
 PADDINGS = ("zeros", "reflect", "replicate")
+DIRECTION_HALF_WIDTH_DEG = 15.0  # axis and diagonal wedges of the directional power feature (a third each)
 
 
 def _check_npix(npix: int) -> None:
@@ -119,6 +123,32 @@ class MapDiscriminator(nn.Module):
         return self.head(x.flatten(1)).squeeze(1)
 
 
+@functools.lru_cache(maxsize=8)
+def _direction_labels(npix: int) -> np.ndarray:
+    """Mode groups ``2 (ring − first) + kind`` (kind 0 axes, 1 diagonals) of the reported rings, −1 elsewhere."""
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    ring, rings = np.rint(np.hypot(k[:, None], k[None, :])).astype(int), reported_rings(npix)
+    kind = wedge_kinds(npix, DIRECTION_HALF_WIDTH_DEG)
+    keep = (ring >= rings[0]) & (ring <= rings[-1]) & (kind < 2)
+    return np.where(keep, 2 * (ring - rings[0]) + kind, -1)
+
+
+def log_anisotropy(maps: torch.Tensor, size_deg: float) -> torch.Tensor:
+    """``ln(P_axes / P_diagonals)`` per reported ring, [..., n_bins(N)]: power in the wedges around the
+    axes over that around the diagonals (±15° each), 0 where a ring has no mode in one of them.
+
+    An isotropic field reads about 0 in every ring; streaks along rows or columns read > 0 at the
+    multipoles of their width, diagonal streaks < 0. Differentiable (torch in, torch out).
+    """
+    labels = _direction_labels(maps.shape[-1])
+    groups = mode_group_power(maps, size_deg, labels)
+    present = np.bincount(labels[labels >= 0], minlength=2 * n_bins(maps.shape[-1])) > 0
+    both = torch.as_tensor(present[0::2] & present[1::2], device=maps.device)
+    axes, diagonals = (torch.where(both, groups[..., kind::2], torch.ones_like(groups[..., kind::2]))
+                       for kind in (0, 1))
+    return torch.log(axes / diagonals)
+
+
 class PowerDiscriminator(nn.Module):
     """Map ``[B, 1, N, N]`` -> logit judged on its fractional power spectrum ``C_ℓ / C̄_ℓ^real - 1``.
 
@@ -138,9 +168,15 @@ class PowerDiscriminator(nn.Module):
         Features of the first convolution.
     mean_cl : torch.Tensor [n_bins(npix)]
         Mean real ``C_ℓ`` of the unit-domain maps [unit² sr].
+    mean_log_anisotropy : torch.Tensor [n_bins(npix)], optional
+        Mean real :func:`log_anisotropy`. When given, the discriminator is *directional*: a second input
+        channel holds each map's ``log_anisotropy`` minus this mean, so power that a generator puts
+        along the pixel axes or diagonals (streaks) is something it can see and punish. The ring
+        spectrum alone averages directions away.
     """
 
-    def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor) -> None:
+    def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor,
+                 mean_log_anisotropy: torch.Tensor | None = None) -> None:
         super().__init__()
         _check_npix(npix)
         bins = n_bins(npix)
@@ -148,7 +184,12 @@ class PowerDiscriminator(nn.Module):
             raise ValueError(f"mean_cl must be a positive vector of {bins} bins")
         self.size_deg = size_deg
         self.register_buffer("mean_cl", mean_cl.detach().clone().float())
-        widths = [1, width, 2 * width, 4 * width]
+        self.directional = mean_log_anisotropy is not None
+        if self.directional:
+            if mean_log_anisotropy.shape != (bins,):
+                raise ValueError(f"mean_log_anisotropy must be a vector of {bins} bins")
+            self.register_buffer("mean_log_anisotropy", mean_log_anisotropy.detach().clone().float())
+        widths = [1 + self.directional, width, 2 * width, 4 * width]
         kernels, paddings = (5, 2, 2), (2, 0, 0)
         layers: list[nn.Module] = []
         length = bins
@@ -167,4 +208,7 @@ class PowerDiscriminator(nn.Module):
         return cl / self.mean_cl - 1.0
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(self.fractional_spectrum(maps)).flatten(1)).squeeze(1)
+        x = self.fractional_spectrum(maps)
+        if self.directional:
+            x = torch.cat([x, log_anisotropy(maps, self.size_deg) - self.mean_log_anisotropy], dim=1)
+        return self.head(self.features(x).flatten(1)).squeeze(1)

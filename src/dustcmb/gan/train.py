@@ -36,7 +36,7 @@ from dustcmb import checkpoint as checkpoint_io
 from dustcmb import tracking
 from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
-from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
+from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator, log_anisotropy
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import log10_spectra_distance, minkowski_distance, minkowski_moments
 from dustcmb.patches import split
@@ -102,6 +102,7 @@ class RealSet:
     unit: torch.Tensor  # [n, 1, N, N] real maps in the unit domain
     cl: np.ndarray  # [n, n_bins] C_ℓ of the real maps in MJy/sr, for d_F
     mean_unit_cl: torch.Tensor  # [n_bins] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
+    mean_log_anisotropy: torch.Tensor  # [n_bins] mean log_anisotropy of the unit-domain maps (directional disc)
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
 
@@ -123,11 +124,14 @@ class GanState:
     seconds: float = 0.0
 
 
-def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str) -> GanNets:
-    """The three networks and their Adam optimisers, on ``device``."""
+def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str,
+          mean_log_anisotropy: torch.Tensor | None = None) -> GanNets:
+    """The three networks and their Adam optimisers, on ``device`` (``mean_log_anisotropy`` is used
+    when ``cfg.power_directions``)."""
+    directions = mean_log_anisotropy if cfg.power_directions else None
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding),
             "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
-            "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl)}
+            "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions)}
     nets = {name: net.to(device) for name, net in nets.items()}
     opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
                                    betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}
@@ -282,10 +286,11 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     real_unit = torch.from_numpy(to_unit(patches_mjysr, meta["log_min"], meta["log_max"]))[:, None]
     _, real_cl = power_spectrum(patches_mjysr, meta["size_deg"])
     _, unit_cl = power_spectrum(real_unit[:, 0].double(), meta["size_deg"])
+    anisotropy = log_anisotropy(real_unit[:, 0].double(), meta["size_deg"])
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
     moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski" else None
-    return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(), eval_z=eval_z,
-                   minkowski=moments)
+    return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
+                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments)
 
 
 def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
@@ -293,7 +298,8 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
     """Data, networks, training RNG and state: fresh, or restored from ``checkpoint`` on resume."""
     seed_everything(params.seed)
     real = real_set(params, patches_dir)
-    nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device)
+    nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device,
+                 real.mean_log_anisotropy)
     rng = torch_rng(params.seed, Stream.GAN_BATCHES)
     state = GanState(fingerprint=_fingerprint(params, real.meta, len(real.unit)))
     if resume:

@@ -54,6 +54,18 @@ def reported_rings(npix: int) -> np.ndarray:
     return np.arange(FIRST_RING, last + 1)
 
 
+def wedge_kinds(npix: int, half_width_deg: float) -> np.ndarray:
+    """Direction of every full-plane mode (``numpy.fft.fftfreq`` order): 0 within ``half_width_deg`` of
+    an axis (``k_x ≈ 0`` or ``k_y ≈ 0``), 1 within it of a diagonal, 2 between, as int [N, N].
+
+    A mode and its conjugate ``−k`` share their kind, as :func:`mode_group_power` requires.
+    """
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    angle = np.degrees(np.arctan2(k[:, None], k[None, :]))  # |k_y|, |k_x|: in [0°, 90°]
+    return np.where(np.minimum(angle, 90.0 - angle) <= half_width_deg, 0,
+                    np.where(np.abs(angle - 45.0) <= half_width_deg, 1, 2))
+
+
 def n_bins(npix: int) -> int:
     """Number of multipole bins :func:`power_spectrum` returns for ``npix``-pixel maps."""
     return reported_rings(npix).size

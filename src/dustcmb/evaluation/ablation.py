@@ -1,0 +1,184 @@
+"""GAN recipe ablation: each training addition alone and all together, over several seeds.
+
+Every run trains the GAN with ``params`` plus one variant's ``gan.*`` overrides and master seed
+``params.seed + k`` (k = 0, 1, ...), then runs the full GAN evaluation (:mod:`dustcmb.evaluation.gan`)
+into its own folder::
+
+    <out>/<variant>/seed<k>/model/       generator (as `dustcmb gan train` writes it)
+    <out>/<variant>/seed<k>/gan.json     metrics (as `metrics/gan.json`)
+    <out>/<variant>/seed<k>/plots/       figures, samples.png included
+
+A finished run is never redone and a killed one resumes from its GAN checkpoint, so the command can
+be re-run until ``<out>/summary.json`` (mean and standard deviation over seeds of every figure of
+merit, on the held-out region) is complete. The seed changes the generator's initialisation, its
+batches and the evaluation draws: the spread is what another machine's trajectory would show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dustcmb.config import Params
+from dustcmb.errors import InputError
+from dustcmb.evaluation.gan import evaluate
+from dustcmb.gan.train import train
+from dustcmb.storage import write_json
+
+# name: gan.* overrides on top of the parameter file (recipe "custom" unless the variant says otherwise)
+EMA, AUGMENT, R1 = {"ema_decay": 0.99}, {"augment_fakes": True}, {"r1_gamma": 0.1}
+SPECTRAL, MBSTD, DIRECTIONS = {"spectral_norm": True}, {"minibatch_std": True}, {"power_directions": True}
+TTUR, SELECTION = {"lr": 1.0e-4, "disc_lr": 4.0e-4}, {"selection": "d_F+minkowski"}
+VARIANTS: dict[str, dict] = {
+    "paper": {"recipe": "paper"},
+    "ema": EMA, "augment_fakes": AUGMENT, "r1": R1, "spectral_norm": SPECTRAL, "minibatch_std": MBSTD,
+    "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION,
+    "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION},
+}
+# figures of merit summarised, all read from the held-out section of gan.json except the floor
+FIGURES = ("frechet_distance", "histogram_intersection", "minkowski_v0_in_band", "minkowski_v1_in_band",
+           "minkowski_v2_in_band", "anisotropy_in_band", "border_in_band", "nearest_neighbour_ratio")
+REFERENCES = ("real", "baseline_gaussian", "baseline_lognormal")
+LABELS = {"real": "training-region patches (floor)", "baseline_gaussian": "Gaussian fields (baseline)",
+          "baseline_lognormal": "log-normal fields (baseline)"}
+
+
+def variant_params(params: Params, variant: str, seed_index: int) -> Params:
+    """``params`` with the variant's ``gan.*`` overrides and master seed ``params.seed + seed_index``."""
+    if variant not in VARIANTS:
+        raise InputError(f"unknown ablation variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    overrides = {"recipe": "custom", **VARIANTS[variant]}
+    return dataclasses.replace(params, seed=params.seed + seed_index,
+                               gan=dataclasses.replace(params.gan, **overrides))
+
+
+def run_one(params: Params, patches_dir: Path, run_dir: Path, device: str, root: Path | None) -> dict:
+    """Train (resuming a killed run) and evaluate one variant and seed, unless done; return its gan.json."""
+    metrics_path = run_dir / "gan.json"
+    model, checkpoints = run_dir / "model", run_dir / "checkpoint"
+    if not metrics_path.is_file():
+        if not (model / "config.json").is_file():
+            resume = (checkpoints / "checkpoint.pt").is_file()
+            train(params, patches_dir, model, checkpoints, device=device, resume=resume, root=root)
+        evaluate(params, patches_dir, model, metrics_path, run_dir / "plots", device=device, root=root)
+    return json.loads(metrics_path.read_text()) | _best_step(run_dir)
+
+
+def _mean_std(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "values": arr.tolist()}
+
+
+def _scores(metrics: dict, region: str, name: str) -> dict:
+    """One set's figures of merit in a gan.json: against the training-region patches or the held-out ones."""
+    if region == "held_out":
+        return metrics["held_out"][name]
+    return metrics if name == "gan" else metrics[name]
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict:
+    """Mean ± std over seeds of each variant's figures of merit, and of the reference sets'.
+
+    Two regions: ``train`` (against the training-region patches the GAN learnt from and its checkpoint
+    was selected on) and ``held_out`` (against the validation + test patches). ``runs`` maps a variant
+    to its seeds' gan.json contents. The references (Gaussian and log-normal fields, and on the held-out
+    region the training patches themselves) do not depend on the GAN, so their rows pool every run.
+    """
+    summary: dict = {"overrides": {v: VARIANTS[v] for v in runs}}
+    pooled = [m for metrics in runs.values() for m in metrics]
+    for region, references in (("train", REFERENCES[1:]), ("held_out", REFERENCES)):
+        rows = {variant: {key: _mean_std([_scores(m, region, "gan")[key] for m in metrics]) for key in FIGURES}
+                | {"n_seeds": len(metrics), "best_step": [m["best_step"] for m in metrics]}
+                for variant, metrics in runs.items()}
+        refs = {name: {key: _mean_std([_scores(m, region, name)[key] for m in pooled]) for key in FIGURES}
+                | {"n_seeds": len(pooled)} for name in references}
+        summary[region] = {"variants": rows, "references": refs}
+    summary["train"]["frechet_floor"] = _mean_std([m["frechet_floor"] for m in pooled])
+    return summary
+
+
+def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: list[str], n_seeds: int,
+                 device: str = "cpu", root: Path | None = None) -> dict:
+    """Run (or resume) every variant × seed, then write and return ``out_dir/summary.json``.
+
+    Parameters
+    ----------
+    params : Params
+        The base parameters (quick profile for the README table); each run overrides ``gan.*`` and ``seed``.
+    patches_dir : Path
+        The patch set (``dvc repro patches``), MJy/sr, with its train/val/test split.
+    out_dir : Path
+        Folder of the runs and the summary.
+    variants : list of str
+        Names from :data:`VARIANTS`.
+    n_seeds : int
+        Training seeds per variant (``params.seed``, ``params.seed + 1``, ...).
+    device : str
+        ``cpu`` or ``cuda``.
+    root : Path, optional
+        MLflow tracking root (see :mod:`dustcmb.tracking`); every run is logged there.
+    """
+    for variant in variants:
+        variant_params(params, variant, 0)  # fail on a bad name before hours of training
+    for k in range(n_seeds):  # seeds outermost: an interrupted study has every variant at the same depth
+        for variant in variants:
+            run_one(variant_params(params, variant, k), patches_dir, _run_dir(out_dir, variant, k), device, root)
+    summary = summarise(finished_runs(out_dir))
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _run_dir(out_dir: Path, variant: str, seed_index: int) -> Path:
+    return out_dir / variant / f"seed{seed_index}"
+
+
+def finished_runs(out_dir: Path) -> dict[str, list[dict]]:
+    """Every evaluated run under ``out_dir`` (also those of earlier calls), by variant in :data:`VARIANTS` order."""
+    runs = {}
+    for variant in VARIANTS:
+        paths = sorted((out_dir / variant).glob("seed*/gan.json"))
+        if paths:
+            runs[variant] = [json.loads(p.read_text()) | _best_step(p.parent) for p in paths]
+    if not runs:
+        raise InputError(f"{out_dir} holds no finished ablation run (<variant>/seed<k>/gan.json)")
+    return runs
+
+
+def _best_step(run_dir: Path) -> dict:
+    return {"best_step": json.loads((run_dir / "model" / "config.json").read_text())["best_step"]}
+
+
+COLUMNS = [  # (header, key, format of the mean and std)
+    ("d_F", "frechet_distance", "{:.2f}"), ("hist. inters.", "histogram_intersection", "{:.3f}"),
+    ("V0 in band", "minkowski_v0_in_band", "{:.2f}"), ("V1 in band", "minkowski_v1_in_band", "{:.2f}"),
+    ("V2 in band", "minkowski_v2_in_band", "{:.2f}"), ("anisotropy in band", "anisotropy_in_band", "{:.2f}"),
+    ("border in band", "border_in_band", "{:.2f}"), ("NN ratio", "nearest_neighbour_ratio", "{:.2f}"),
+]
+
+
+def _pm(stat: dict, fmt: str) -> str:
+    return f"{fmt.format(stat['mean'])} ± {fmt.format(stat['std'])}"
+
+
+def ablation_markdown(summary: dict) -> str:
+    """The README's ablation tables, training region then held-out region: mean ± std over seeds."""
+    titles = {"train": "against the training-region patches (where the checkpoint is selected)",
+              "held_out": "against the held-out validation + test patches"}
+    lines = []
+    for region, title in titles.items():
+        lines += [f"**{title}**", "", "| variant | seeds | " + " | ".join(c[0] for c in COLUMNS) + " |",
+                  "|---|---|" + "---|" * len(COLUMNS)]
+        rows = [(v, row) for v, row in summary[region]["variants"].items()]
+        rows += [(LABELS[name], row) for name, row in summary[region]["references"].items()]
+        for label, row in rows:
+            lines.append(f"| {label} | {row['n_seeds']} | "
+                         + " | ".join(_pm(row[key], fmt) for _, key, fmt in COLUMNS) + " |")
+        lines.append("")
+    floor = summary["train"]["frechet_floor"]
+    lines.append(f"Real-vs-real d_F floor on the training region (sky-disjoint halves, scaled to the "
+                 f"comparison's set sizes): {_pm(floor, '{:.2f}')}.")
+    return "\n".join(lines)
