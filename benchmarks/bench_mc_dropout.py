@@ -65,10 +65,11 @@ def matmul_peak(device: str, n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 / best
 
 
-def timed_forward(model, replicas: torch.Tensor, device: str) -> float:
-    """Seconds of one MC-mode forward of ``replicas`` (the network alone, no spectra or quantiles)."""
-    mc_mode(model)
-    replicas = replicas.to(device)
+def timed_forward(model, replicas: torch.Tensor, device: str, layout=torch.contiguous_format) -> float:
+    """Seconds of one MC-mode forward of ``replicas`` (the network alone, no spectra or quantiles) with
+    parameters and inputs in ``layout`` (``torch.channels_last`` is how :func:`mc_predict` runs it)."""
+    mc_mode(model).to(memory_format=layout)
+    replicas = replicas.to(device).contiguous(memory_format=layout)
     with torch.no_grad():
         if device == "cuda":
             torch.cuda.synchronize()
@@ -111,11 +112,13 @@ def main() -> None:
     print(f"batched ({batch} passes per forward): {1e3 * batched:8.3f} ms per pass")
     print(f"speed-up: {sequential / batched:.1f}x (goal >= 5x); {1 / batched:.0f} passes/s batched")
     flops = conv_flops(model, inputs[:1])
-    forward = min(timed_forward(model, inputs[:1].repeat(batch, 1, 1, 1), args.device) for _ in range(3)) / batch
     peak = matmul_peak(args.device)
-    print(f"forward only: {1e3 * forward:.3f} ms per pass ({forward / batched:.0%} of the batched pass), "
-          f"{flops / 1e6:.1f} MFLOP per pass -> {flops / forward / 1e9:.1f} GFLOP/s, "
-          f"{flops / forward / peak:.1%} of the {peak / 1e9:.0f} GFLOP/s matmul peak")
+    for name, layout in (("NCHW", torch.contiguous_format), ("NHWC, as mc_predict", torch.channels_last)):
+        forward = min(timed_forward(model, inputs[:1].repeat(batch, 1, 1, 1), args.device, layout)
+                      for _ in range(3)) / batch
+        print(f"forward only ({name}): {1e3 * forward:.3f} ms per pass ({forward / batched:.0%} of the batched "
+              f"pass), {flops / 1e6:.1f} MFLOP per pass -> {flops / forward / 1e9:.1f} GFLOP/s, "
+              f"{flops / forward / peak:.1%} of the {peak / 1e9:.0f} GFLOP/s matmul peak")
 
 
 if __name__ == "__main__":
