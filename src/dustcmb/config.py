@@ -264,7 +264,7 @@ class SimulationConfig:
     instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64
-    held_out_realisations: int = 4
+    held_out_realisations: int = 6
 
     def __post_init__(self) -> None:
         _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
@@ -318,7 +318,7 @@ class SeparationConfig:
     workers: int = 0
     mc_passes: int = 100
     mc_batch: int = 200
-    calibration_maps: int = 192
+    calibration_maps: int = 384
     prior: str = "cilc"
     input_norm: str = "per_map"
 

@@ -102,7 +102,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
 
 
 def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: list[str], n_seeds: int,
-                 device: str = "cpu", root: Path | None = None) -> dict:
+                 device: str = "cpu", root: Path | None = None, first_seed: int = 0) -> dict:
     """Run (or resume) every variant × seed, then write and return ``out_dir/summary.json``.
 
     Parameters
@@ -117,6 +117,8 @@ def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: lis
         Names from :data:`VARIANTS`.
     n_seeds : int
         Training seeds per variant (``params.seed``, ``params.seed + 1``, ...).
+    first_seed : int
+        Skip the seed indices below this one (so two processes can share the seeds of one variant).
     device : str
         ``cpu`` or ``cuda``.
     root : Path, optional
@@ -124,7 +126,7 @@ def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: lis
     """
     for variant in variants:
         variant_params(params, variant, 0)  # fail on a bad name before hours of training
-    for k in range(n_seeds):  # seeds outermost: an interrupted study has every variant at the same depth
+    for k in range(first_seed, n_seeds):  # seeds outermost: an interrupted study has every variant at the same depth
         for variant in variants:
             run_one(variant_params(params, variant, k), patches_dir, _run_dir(out_dir, variant, k), device, root)
     summary = summarise(finished_runs(out_dir))

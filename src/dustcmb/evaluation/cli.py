@@ -91,6 +91,8 @@ def ablate_command(
                                  "minkowski_selection,all", help="Comma-separated variant names (see "
                                  "dustcmb.evaluation.ablation.VARIANTS)."),
     seeds: int = typer.Option(3, min=1, help="Training seeds per variant: seed, seed + 1, ..."),
+    first_seed: int = typer.Option(0, min=0, help="Start at this seed index (e.g. a second process on "
+                                                  "the later seeds; use its own DVC_ROOT for MLflow)."),
     patches: Path = typer.Option(Path("data/patches"), help="Patch set (`dvc repro patches`)."),
     readme: Path = typer.Option(None, help="Also fill this file's <!-- ablation:start/end --> table."),
     device: str = typer.Option(None, help=DEVICE_HELP),
@@ -103,7 +105,7 @@ def ablate_command(
     p = load(params)
     device = resolve_device(device or p.device)
     summary = run_ablation(p, patches, out, [v.strip() for v in variants.split(",") if v.strip()], seeds,
-                           device=device)
+                           device=device, first_seed=first_seed)
     table = ablation_markdown(summary)
     if readme is not None:
         replace_section(readme, ABLATION_START, ABLATION_END, table)
