@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -15,6 +16,16 @@ TINY_GAN = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batc
 TINY_EVAL = dict(n_bootstrap=20, slice_ells=[40.0, 100.0, 200.0], latent_paths=2, latent_points=3)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks run faster on one thread; the setting is restored, because later tests compare
+    in-process arithmetic with subprocesses that use torch's default thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_variants_override_only_the_recipe_and_seed(params_file):
     params = load_params(params_file)
     paper = variant_params(params, "paper", 2)
@@ -25,9 +36,8 @@ def test_variants_override_only_the_recipe_and_seed(params_file):
     assert every.patches == params.patches and every.separation == params.separation
 
 
-def test_ablation_runs_resumes_and_summarises(tmp_path, params_file, tiny_patches, monkeypatch):
+def test_ablation_runs_resumes_and_summarises(tmp_path, params_file, tiny_patches, monkeypatch, one_thread):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    torch.set_num_threads(1)
     params = yaml.safe_load(params_file.read_text())
     params["gan"] |= TINY_GAN
     params["gan_eval"] |= TINY_EVAL
