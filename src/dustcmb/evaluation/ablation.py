@@ -55,16 +55,16 @@ def variant_params(params: Params, variant: str, seed_index: int) -> Params:
                                gan=dataclasses.replace(params.gan, **overrides))
 
 
-def run_one(params: Params, patches_dir: Path, run_dir: Path, device: str, root: Path | None) -> dict:
-    """Train (resuming a killed run) and evaluate one variant and seed, unless done; return its gan.json."""
+def run_one(params: Params, patches_dir: Path, run_dir: Path, device: str, root: Path | None) -> None:
+    """Train (resuming a killed run) and evaluate one variant and seed into ``run_dir``, unless done."""
     metrics_path = run_dir / "gan.json"
+    if metrics_path.is_file():
+        return
     model, checkpoints = run_dir / "model", run_dir / "checkpoint"
-    if not metrics_path.is_file():
-        if not (model / "config.json").is_file():
-            resume = (checkpoints / "checkpoint.pt").is_file()
-            train(params, patches_dir, model, checkpoints, device=device, resume=resume, root=root)
-        evaluate(params, patches_dir, model, metrics_path, run_dir / "plots", device=device, root=root)
-    return json.loads(metrics_path.read_text()) | _best_step(run_dir)
+    if not (model / "config.json").is_file():
+        resume = (checkpoints / "checkpoint.pt").is_file()
+        train(params, patches_dir, model, checkpoints, device=device, resume=resume, root=root)
+    evaluate(params, patches_dir, model, metrics_path, run_dir / "plots", device=device, root=root)
 
 
 def _mean_std(values: list[float]) -> dict:

@@ -124,13 +124,16 @@ class MapDiscriminator(nn.Module):
 
 
 @functools.lru_cache(maxsize=8)
-def _direction_labels(npix: int) -> np.ndarray:
-    """Mode groups ``2 (ring − first) + kind`` (kind 0 axes, 1 diagonals) of the reported rings, −1 elsewhere."""
+def _direction_labels(npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mode groups ``2 (ring − first) + kind`` (kind 0 axes, 1 diagonals) of the reported rings, −1
+    elsewhere, and which rings have modes in both wedges."""
     k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
     ring, rings = np.rint(np.hypot(k[:, None], k[None, :])).astype(int), reported_rings(npix)
     kind = wedge_kinds(npix, DIRECTION_HALF_WIDTH_DEG)
     keep = (ring >= rings[0]) & (ring <= rings[-1]) & (kind < 2)
-    return np.where(keep, 2 * (ring - rings[0]) + kind, -1)
+    labels = np.where(keep, 2 * (ring - rings[0]) + kind, -1)
+    present = np.bincount(labels[keep], minlength=2 * rings.size) > 0
+    return labels, present[0::2] & present[1::2]
 
 
 def log_anisotropy(maps: torch.Tensor, size_deg: float) -> torch.Tensor:
@@ -140,10 +143,9 @@ def log_anisotropy(maps: torch.Tensor, size_deg: float) -> torch.Tensor:
     An isotropic field reads about 0 in every ring; streaks along rows or columns read > 0 at the
     multipoles of their width, diagonal streaks < 0. Differentiable (torch in, torch out).
     """
-    labels = _direction_labels(maps.shape[-1])
+    labels, both = _direction_labels(maps.shape[-1])
     groups = mode_group_power(maps, size_deg, labels)
-    present = np.bincount(labels[labels >= 0], minlength=2 * n_bins(maps.shape[-1])) > 0
-    both = torch.as_tensor(present[0::2] & present[1::2], device=maps.device)
+    both = torch.as_tensor(both, device=maps.device)
     axes, diagonals = (torch.where(both, groups[..., kind::2], torch.ones_like(groups[..., kind::2]))
                        for kind in (0, 1))
     return torch.log(axes / diagonals)
