@@ -98,7 +98,8 @@ def ablate_command(
     device: str = typer.Option(None, help=DEVICE_HELP),
     params: Path = ParamsOption,
 ) -> None:
-    """GAN recipe ablation: train and evaluate each variant over seeds; mean ± std on the held-out sky."""
+    """GAN recipe ablation: train and evaluate each variant over seeds; mean ± std on the training and
+    held-out regions."""
     from dustcmb.evaluation.ablation import ablation_markdown, run_ablation
     from dustcmb.evaluation.report import ABLATION_END, ABLATION_START, replace_section
 
