@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dustcmb.config import GanConfig
-from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator, log_anisotropy
+from dustcmb.gan.models import Generator, MapDiscriminator, NoiseInjection, PowerDiscriminator, log_anisotropy
 from dustcmb.gan.train import NETS, augment, build, train_step
 from dustcmb.stats.power import n_bins
 
@@ -162,6 +162,24 @@ def test_augment_is_a_symmetry_of_the_square():
 def test_rejects_bad_resolution():
     with pytest.raises(ValueError, match="multiple of 16"):
         Generator(npix=40, latent_dim=8, channels=16)
+
+
+def test_noise_injection_starts_as_the_plain_generator_and_learns_its_strength():
+    """With strengths at their initial 0 the noisy generator is the plain one (same weights, same maps);
+    with strengths set, two draws for one z differ, and every strength gets a gradient."""
+    torch.manual_seed(0)
+    noisy = Generator(npix=32, latent_dim=8, channels=16, padding="reflect", noise=True).eval()
+    injections = [m for m in noisy.modules() if isinstance(m, NoiseInjection)]
+    assert len(injections) == 3  # after every convolution but the output one
+    torch.manual_seed(0)  # the same initial weights: the injections draw nothing when built
+    plain = Generator(npix=32, latent_dim=8, channels=16, padding="reflect").eval()
+    z = torch.randn(4, 8)
+    torch.testing.assert_close(noisy(z), plain(z))
+    for module in injections:
+        module.strength.data.fill_(0.5)
+    assert (noisy(z) - noisy(z)).abs().max() > 1e-3
+    noisy(z).square().mean().backward()
+    assert all(float(m.strength.grad.abs().sum()) > 0 for m in injections)
 
 
 def test_generator_padding_option():

@@ -16,6 +16,7 @@ from dustcmb.evaluation.cli import (
     gan_evaluate_command,
     report_command,
     separation_evaluate_command,
+    transfer_command,
 )
 from dustcmb.gan.cli import gan_app
 from dustcmb.patches.cli import patches_command
@@ -43,6 +44,7 @@ app.add_typer(separation_app, name="separation")
 app.command("tune")(tune_command)
 app.command("report")(report_command)
 app.command("ablate")(ablate_command)
+app.command("transfer")(transfer_command)
 
 
 def main(argv: list[str] | None = None) -> None:

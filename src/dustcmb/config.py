@@ -150,6 +150,7 @@ class GanConfig:
     latent_dim: int = 64
     gen_channels: int = 128
     gen_padding: str = "reflect"
+    gen_noise: bool = False
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32

@@ -22,6 +22,7 @@ class Stream(enum.IntEnum):
     GAN_EVAL_LATENTS = 1  # fixed latents of the d_F evaluations during GAN training
     GAN_SAMPLES = 2  # `dustcmb gan sample`
     RESUNET_BATCHES = 3  # ResUNet training: epoch order of the training maps
+    TRANSFER_ORACLE = 4  # transfer test: order and orientation of the oracle's real training maps
     GAN_EVAL_GENERATE = 10  # evaluation: the generated set
     GAN_EVAL_BASELINES = 11  # evaluation: Gaussian and log-normal baseline fields
     GAN_EVAL_LATENT_PATHS = 12  # evaluation: latent-space paths

@@ -32,10 +32,11 @@ from dustcmb.storage import write_json
 EMA, AUGMENT, R1 = {"ema_decay": 0.99}, {"augment_fakes": True}, {"r1_gamma": 0.1}
 SPECTRAL, MBSTD, DIRECTIONS = {"spectral_norm": True}, {"minibatch_std": True}, {"power_directions": True}
 TTUR, SELECTION = {"lr": 1.0e-4, "disc_lr": 4.0e-4}, {"selection": "d_F+minkowski"}
+NOISE = {"gen_noise": True}
 VARIANTS: dict[str, dict] = {
     "paper": {"recipe": "paper"},
     "ema": EMA, "augment_fakes": AUGMENT, "r1": R1, "spectral_norm": SPECTRAL, "minibatch_std": MBSTD,
-    "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION,
+    "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION, "gen_noise": NOISE,
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION},
 }
 # figures of merit summarised, all read from the held-out section of gan.json except the floor

@@ -1,6 +1,6 @@
 """The evaluation commands: ``dustcmb gan evaluate`` (GAN against the real patches and two baselines),
-``dustcmb separation evaluate`` (ResUNet against the ILC), ``dustcmb ablate`` (the GAN recipe ablation)
-and ``dustcmb report``."""
+``dustcmb separation evaluate`` (ResUNet against the ILC), ``dustcmb ablate`` (the GAN recipe ablation),
+``dustcmb transfer`` (GAN dust against real dust as the ResUNet's training set) and ``dustcmb report``."""
 
 from __future__ import annotations
 
@@ -111,3 +111,27 @@ def ablate_command(
     if readme is not None:
         replace_section(readme, ABLATION_START, ABLATION_END, table)
     Console(stderr=True).print(f"wrote {out}/summary.json\n{table}", soft_wrap=True)
+
+
+def transfer_command(
+    out: Path = typer.Option(Path("runs/transfer"), help="Folder of the oracle's data and model and of "
+                                                         "transfer.json (resumable)."),
+    patches: Path = typer.Option(Path("data/patches"), help="Patch set; its train region is the oracle's dust."),
+    gan_data: Path = typer.Option(DEFAULT_SEPARATION, help="The pipeline's separation data (GAN dust)."),
+    gan_model: Path = typer.Option(SEPARATION_MODEL, help="The ResUNet trained on it (`dvc repro`)."),
+    readme: Path = typer.Option(None, help="Also fill this file's <!-- transfer:start/end --> table."),
+    device: str = typer.Option(None, help=SEPARATION_DEVICE_HELP),
+    params: Path = ParamsOption,
+) -> None:
+    """Transfer test: the ResUNet trained on GAN dust against the same ResUNet trained on real
+    train-region dust, both on the held-out real sky; writes transfer_rmse_ratio."""
+    from dustcmb.evaluation.report import TRANSFER_END, TRANSFER_START, replace_section
+    from dustcmb.evaluation.transfer import run_transfer, transfer_markdown
+
+    p = load(params)
+    device = resolve_device(device or p.device)
+    result = run_transfer(p, patches, gan_data, gan_model, out, device=device)
+    table = transfer_markdown(result)
+    if readme is not None:
+        replace_section(readme, TRANSFER_START, TRANSFER_END, table)
+    Console(stderr=True).print(f"wrote {out}/transfer.json and {out}/figures/transfer.png\n{table}", soft_wrap=True)

@@ -162,7 +162,7 @@ def power_slice_intersections(real: MapSet, other: MapSet, ell: np.ndarray, cfg:
     return out
 
 
-def _symmetries(maps: np.ndarray) -> np.ndarray:
+def symmetries(maps: np.ndarray) -> np.ndarray:
     """The 8 rotations/flips of each map, [8, B, N, N] (training augments real maps with them).
 
     numpy, not torch: ``torch.flip`` on CPU is ~50x slower here.
@@ -184,7 +184,7 @@ def nearest_neighbour_distances(queries: np.ndarray, reference: np.ndarray, devi
     out = np.empty(len(queries))
     for start in range(0, len(queries), NN_CHUNK):
         block = np.asarray(queries[start:start + NN_CHUNK], dtype=np.float32)
-        q = torch.as_tensor(_symmetries(block), device=device).flatten(2)  # [8, B, P]
+        q = torch.as_tensor(symmetries(block), device=device).flatten(2)  # [8, B, P]
         dist_sq = (q**2).sum(-1, keepdim=True) + ref_sq - 2.0 * q @ ref.T  # [8, B, n_ref]
         if leave_one_out:
             rows = torch.arange(len(block), device=device)

@@ -21,6 +21,7 @@ from dustcmb.storage import atomic_file
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 CASES_START, CASES_END = "<!-- cases:start -->", "<!-- cases:end -->"
 ABLATION_START, ABLATION_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
+TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->"
 CASES_FIGURE = "separation_cases.png"
 FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/spectra.png": "gan_spectra.png",
            "plots/separation/spectra.png": "separation_spectra.png"}

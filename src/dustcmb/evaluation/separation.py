@@ -222,6 +222,17 @@ def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict[str, n
             "baselines": baselines, "ilc": baselines["ilc"]}
 
 
+def load_checked(model_dir: Path, data_dir: Path, test, params: Params, device: str) -> tuple[torch.nn.Module, dict]:
+    """The trained ResUNet of ``model_dir`` and its config, checked against the data it will be run on."""
+    model, config = load_model(model_dir, device)
+    if config["normalisation"] != json.loads(json.dumps(dataclasses.asdict(test.normalisation))):
+        raise InputError(f"{model_dir} was trained with another channel normalisation than {data_dir}; "
+                         "re-run `dustcmb separation train` on this data")
+    if model.npix != params.patches.npix:
+        raise InputError(f"{model_dir} is for {model.npix}² maps but patches.npix={params.patches.npix}")
+    return model, config
+
+
 def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path, plots_dir: Path,
              device: str = "cpu", params_file: Path | None = None, root: Path | None = None) -> dict:
     """Evaluate the trained ResUNet and the classical baselines on the test split; write metrics and figures.
@@ -247,17 +258,13 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     """
     sets = open_datasets(data_dir, params)
     test, val = sets["test"], sets["val"]
-    model, config = load_model(model_dir, device)
-    if config["normalisation"] != json.loads(json.dumps(dataclasses.asdict(test.normalisation))):
-        raise InputError(f"{model_dir} was trained with another channel normalisation than {data_dir}; "
-                         "re-run `dustcmb separation train` on this data")
-    if model.npix != params.patches.npix:
-        raise InputError(f"{model_dir} is for {model.npix}² maps but patches.npix={params.patches.npix}")
+    model, config = load_checked(model_dir, data_dir, test, params, device)
     torch.manual_seed(params.seed)
     # calibration maps: validation items beyond those early stopping scored (other CMB + noise draws)
     start = min(params.separation.val_maps or len(val), len(val))
     spare = min(params.separation.calibration_maps, len(val) - start)
     factors = fit_calibration(collect(model, val, params, spare, start)) if spare > 1 else None
+    torch.manual_seed(params.seed)  # test masks independent of how many calibration maps came first
     data = collect(model, test, params)
     metrics = metrics_from(data, params, len(test) * params.patches.npix**2, factors)
     metrics |= {"n_calibration": int(max(spare, 0)), "calibration_first_val_item": int(start)}

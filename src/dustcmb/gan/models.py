@@ -30,6 +30,20 @@ def _check_npix(npix: int) -> None:
         raise ValueError(f"npix={npix} must be a positive multiple of {2**UPSAMPLINGS}")
 
 
+class NoiseInjection(nn.Module):
+    """Add one map of unit Gaussian noise per sample, times a learnt strength per channel (StyleGAN's
+    per-scale noise): small-scale texture that the latent vector need not encode. Strength starts at 0,
+    so a fresh generator is the plain one."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        return x + self.strength * noise
+
+
 class Generator(nn.Module):
     """``z ~ N(0, 1)`` of size ``latent_dim`` -> map ``[B, 1, npix, npix]`` in ``[-1, 1]``.
 
@@ -50,9 +64,14 @@ class Generator(nn.Module):
         zero border is a fake dark rim at every scale, which the generator learns to imprint as square
         frames along the patch borders; ``reflect`` continues the sky across the edge instead and
         leaves the architecture otherwise unchanged (same weights, same shapes).
+    noise : bool
+        A :class:`NoiseInjection` after each of the first three convolutions (all but the output one),
+        so that the generator can place fine structure (filament edges, texture) at each scale without
+        coding it in ``z``. Off in the paper. Sampling then also draws from torch's global generator.
     """
 
-    def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros") -> None:
+    def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
+                 noise: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if channels % 8:
@@ -60,6 +79,7 @@ class Generator(nn.Module):
         if padding not in PADDINGS:
             raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
         self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
+        self.noise = noise
         self.base = npix // 2**UPSAMPLINGS
         self.project = nn.Linear(latent_dim, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
@@ -70,6 +90,7 @@ class Generator(nn.Module):
             layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                       nn.Conv2d(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding)]
             if i < UPSAMPLINGS - 1:
+                layers += [NoiseInjection(c_out)] if noise else []
                 layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.Sequential(*blocks)

@@ -129,7 +129,7 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     """The three networks and their Adam optimisers, on ``device`` (``mean_log_anisotropy`` is used
     when ``cfg.power_directions``)."""
     directions = mean_log_anisotropy if cfg.power_directions else None
-    nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding),
+    nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise),
             "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions)}
     nets = {name: net.to(device) for name, net in nets.items()}
@@ -334,6 +334,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
     config = {"npix": int(meta["npix"]), "size_deg": float(meta["size_deg"]),
               "log_min": float(meta["log_min"]), "log_max": float(meta["log_max"]),
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
+              "gen_noise": cfg.gen_noise,
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
               "selection": cfg.selection, "best_step": state.best_step,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
