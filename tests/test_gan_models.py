@@ -9,7 +9,7 @@ from torch import nn
 
 from dustcmb.config import GanConfig
 from dustcmb.gan.models import Generator, MapDiscriminator, NoiseInjection, PowerDiscriminator, log_anisotropy
-from dustcmb.gan.train import NETS, augment, build, train_step
+from dustcmb.gan.step import NETS, augment, build, train_step
 from dustcmb.stats.power import n_bins
 
 

@@ -29,16 +29,16 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from dustcmb import checkpoint as checkpoint_io
 from dustcmb import tracking
 from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
-from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator, log_anisotropy
+from dustcmb.gan.models import log_anisotropy
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import log10_spectra_distance, minkowski_distance, minkowski_moments
+from dustcmb.gan.step import GanNets, augment, build, train_step
 from dustcmb.patches import split
 from dustcmb.patches.normalise import to_unit
 from dustcmb.patches.store import load_patches
@@ -48,50 +48,6 @@ from dustcmb.storage import atomic_dir, write_json
 
 EXPERIMENT = "gan"
 CHECKPOINT_NAME = "checkpoint.pt"
-DISCRIMINATORS = {"map_disc": "loss_d_map", "power_disc": "loss_d_power"}  # name -> its loss key
-NETS = ("generator", *DISCRIMINATORS)
-
-
-@dataclasses.dataclass
-class GanNets:
-    """The three networks and their Adam optimisers, by the names used in checkpoints."""
-
-    generator: Generator
-    map_disc: MapDiscriminator
-    power_disc: PowerDiscriminator
-    opts: dict[str, torch.optim.Adam]
-    ema: Generator | None = None  # moving average of the generator's weights (gan.ema_decay > 0)
-
-    def net(self, name: str) -> torch.nn.Module:
-        """The network called ``name`` (one of :data:`NETS`)."""
-        return getattr(self, name)
-
-    @property
-    def sampler(self) -> Generator:
-        """The generator that makes the maps: the weight average if there is one."""
-        return self.generator if self.ema is None else self.ema
-
-    def state(self) -> dict:
-        """Every network's and optimiser's state dict (live references, not copies)."""
-        return {"nets": {k: self.net(k).state_dict() for k in NETS},
-                "opts": {k: self.opts[k].state_dict() for k in NETS},
-                "ema": None if self.ema is None else self.ema.state_dict()}
-
-    def restore(self, state: dict) -> None:
-        """Load a :meth:`state` (a snapshot or a checkpoint) into the networks and optimisers."""
-        for name in NETS:
-            self.net(name).load_state_dict(state["nets"][name])
-            self.opts[name].load_state_dict(state["opts"][name])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
-
-    @torch.no_grad()
-    def update_ema(self, decay: float) -> None:
-        """``ema ← decay · ema + (1 − decay) · generator``; BatchNorm statistics are copied."""
-        for average, live in zip(self.ema.parameters(), self.generator.parameters()):
-            average.lerp_(live, 1.0 - decay)
-        for average, live in zip(self.ema.buffers(), self.generator.buffers()):
-            average.copy_(live)
 
 
 @dataclasses.dataclass
@@ -122,92 +78,6 @@ class GanState:
     best_step: int = -1
     run_id: str | None = None
     seconds: float = 0.0
-
-
-def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str,
-          mean_log_anisotropy: torch.Tensor | None = None) -> GanNets:
-    """The three networks and their Adam optimisers, on ``device`` (``mean_log_anisotropy`` is used
-    when ``cfg.power_directions``)."""
-    directions = mean_log_anisotropy if cfg.power_directions else None
-    nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise),
-            "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
-            "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions)}
-    nets = {name: net.to(device) for name, net in nets.items()}
-    opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
-                                   betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}
-    ema = copy.deepcopy(nets["generator"]).requires_grad_(False) if cfg.ema_decay > 0 else None
-    return GanNets(**nets, opts=opts, ema=ema)
-
-
-def augment(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """Random k·90° rotation and mirror flip of each map (the 8 symmetries of the square)."""
-    quarter = torch.randint(0, 4, (len(maps),), generator=rng).to(maps.device)
-    flip = (torch.rand(len(maps), generator=rng) < 0.5).to(maps.device)
-    out = torch.empty_like(maps)
-    for k in range(4):
-        out[quarter == k] = torch.rot90(maps[quarter == k], k, dims=(-2, -1))
-    return torch.where(flip[:, None, None, None], out.flip(-1), out)
-
-
-def _labels(n: int, target: float, swap: float, rng: torch.Generator, device) -> torch.Tensor:
-    """Target labels with a fraction ``swap`` flipped (noisy labels keep the discriminators honest)."""
-    flipped = torch.rand(n, generator=rng) < swap
-    return torch.where(flipped, 1.0 - target, target).to(device)
-
-
-def _r1(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    """R1 penalty ``E ‖∇_x D(x)‖²`` on real maps: it flattens the discriminator around the data."""
-    (grad,) = torch.autograd.grad(logits.sum(), maps, create_graph=True)
-    return grad.square().sum(dim=(1, 2, 3)).mean()
-
-
-def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
-               cfg: GanConfig) -> dict[str, float]:
-    """One GAN step: each discriminator on real then fake maps, then the generator on both.
-
-    With ``cfg.augment_fakes`` the generated maps get their own random symmetry of the square before
-    the discriminators see them (differentiably, so the generator learns through it), like the real
-    ones; ``cfg.r1_gamma`` adds ``γ/2 · R1`` to each discriminator's real-map loss.
-
-    Parameters
-    ----------
-    real : torch.Tensor [B, 1, N, N]
-        Augmented real maps in the unit domain.
-    z : torch.Tensor [B, latent_dim]
-        Latent vectors for this step.
-
-    Returns
-    -------
-    dict
-        BCE losses: ``loss_d_map``, ``loss_d_power`` (mean of the real and fake updates), ``loss_g``.
-    """
-    fake = nets.generator(z)
-    if cfg.augment_fakes:
-        fake = augment(fake, rng)
-    losses = {}
-    for name, loss_key in DISCRIMINATORS.items():
-        total = 0.0
-        # Two updates, real then fake, so BatchNorm never mixes the two populations in one batch.
-        for maps, target in ((real.requires_grad_(cfg.r1_gamma > 0), 1.0), (fake.detach(), 0.0)):
-            labels = _labels(len(maps), target, cfg.label_swap, rng, maps.device)
-            logits = nets.net(name)(maps)
-            loss = F.binary_cross_entropy_with_logits(logits, labels)
-            if target == 1.0 and cfg.r1_gamma > 0:
-                loss = loss + 0.5 * cfg.r1_gamma * _r1(logits, maps)
-            nets.opts[name].zero_grad(set_to_none=True)
-            loss.backward()
-            nets.opts[name].step()
-            total += loss.item() / 2
-        losses[loss_key] = total
-    ones = torch.ones(len(z), device=z.device)
-    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(fake), ones) for name in DISCRIMINATORS)
-    nets.opts["generator"].zero_grad(set_to_none=True)
-    loss_g.backward()
-    nets.opts["generator"].step()
-    if nets.ema is not None:
-        nets.update_ema(cfg.ema_decay)
-    losses["loss_g"] = loss_g.item()
-    return losses
 
 
 def _fingerprint(params: Params, meta: dict, n_real: int) -> dict:
