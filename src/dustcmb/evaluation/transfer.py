@@ -81,17 +81,16 @@ def _scores(params: Params, data_dir: Path, model_dir: Path, device: str) -> dic
             "cilc": scores["cilc"]}
 
 
-def _summary(scores: dict) -> dict:
-    """The four figures of merit of one run's ResUNet (module docstring)."""
-    ell, s = np.asarray(scores["ell"]), scores["resunet"]
+def _summary(ell, s: dict) -> dict:
+    """The four figures of merit (module docstring) of one estimator's :func:`spectrum_scores` ``s``."""
     return {"rmse": s["map_rmse_uK"], "rmse_nomono": s["map_rmse_nomono_uK"],
-            "residual_power": float(np.mean(np.asarray(s["residual_power_ratio_per_ell"])[ell > LOW_ELL])),
+            "residual_power": float(np.mean(np.asarray(s["residual_power_ratio_per_ell"])[np.asarray(ell) > LOW_ELL])),
             "spectrum_error": float(np.mean(s["spectrum_abs_error_median_per_ell"]))}
 
 
 def transfer_ratios(gan: dict, oracle: dict) -> dict:
     """``transfer_<figure>_ratio``: GAN-trained over oracle-trained, for each figure of :func:`_summary`."""
-    a, b = _summary(gan), _summary(oracle)
+    a, b = (_summary(run["ell"], run["resunet"]) for run in (gan, oracle))
     return {f"transfer_{key}_ratio": a[key] / b[key] for key in a}
 
 
@@ -175,13 +174,12 @@ def transfer_markdown(result: dict) -> str:
     """README's transfer table: both ResUNets and the constrained ILC on the test region, and the ratios."""
     rows = {RUNS["gan"]: result["gan"]["resunet"], RUNS["oracle"]: result["oracle"]["resunet"],
             "constrained ILC (no training)": result["gan"]["cilc"]}
-    ell = np.asarray(result["gan"]["ell"])
     lines = ["| ResUNet | map RMSE [µK] | without patch mean [µK] | residual/CMB power, mean ℓ > 30 "
              "| median spectrum error, mean over ℓ |", "|---|---|---|---|---|"]
-    for label, s in rows.items():
-        residual = np.mean(np.asarray(s["residual_power_ratio_per_ell"])[ell > LOW_ELL])
-        lines.append(f"| {label} | {s['map_rmse_uK']:.3g} | {s['map_rmse_nomono_uK']:.3g} | {residual:.3g} "
-                     f"| {np.mean(s['spectrum_abs_error_median_per_ell']):.3g} |")
+    for label, scores in rows.items():
+        f = _summary(result["gan"]["ell"], scores)
+        lines.append(f"| {label} | {f['rmse']:.3g} | {f['rmse_nomono']:.3g} | {f['residual_power']:.3g} "
+                     f"| {f['spectrum_error']:.3g} |")
     ratios = ", ".join(f"`{key}` {value:.2f}" for key, value in result.items() if key.startswith("transfer_"))
     lines += ["", f"GAN-trained over oracle-trained ({result['gan']['n_test']} test items): {ratios}."]
     return "\n".join(lines)
