@@ -182,6 +182,22 @@ def test_noise_injection_starts_as_the_plain_generator_and_learns_its_strength()
     assert all(float(m.strength.grad.abs().sum()) > 0 for m in injections)
 
 
+def test_fullres_layer_adds_one_nonlinear_full_resolution_convolution():
+    """``fullres`` inserts a c/8 -> c/8 conv (+ LeakyReLU, BatchNorm) at N² before the output conv and
+    changes nothing else: the other layers keep their shapes, the output stays [B, 1, N, N] in [-1, 1]."""
+    torch.manual_seed(0)
+    plain = Generator(npix=32, latent_dim=8, channels=16, padding="reflect")
+    full = Generator(npix=32, latent_dim=8, channels=16, padding="reflect", fullres=True, noise=True)
+    assert len(full.blocks) == len(plain.blocks) + 1
+    x = full.project_act(full.project(torch.randn(3, 8)).view(-1, 16, 2, 2))
+    shapes = [tuple((x := block(x)).shape[1:]) for block in full.blocks]
+    assert shapes == [(8, 4, 4), (4, 8, 8), (2, 16, 16), (2, 32, 32), (1, 32, 32)]
+    assert not any(isinstance(m, nn.Upsample) for m in full.blocks[-1]), "the output conv stays at N²"
+    assert [type(m) for m in full.blocks[3][2:]] == [NoiseInjection, nn.LeakyReLU, nn.BatchNorm2d]
+    assert len(full.blocks[-1]) == 1 and full(torch.randn(3, 8)).abs().max() <= 1  # tanh after the blocks
+    assert sum(isinstance(m, NoiseInjection) for m in full.modules()) == 4  # every conv but the output one
+
+
 def test_generator_padding_option():
     """``reflect`` keeps a constant map constant up to the edges; ``zeros`` (the paper's) darkens the rim."""
     with pytest.raises(ValueError, match="padding"):

@@ -151,6 +151,7 @@ class GanConfig:
     gen_channels: int = 128
     gen_padding: str = "reflect"
     gen_noise: bool = False
+    gen_fullres: bool = False
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32

@@ -32,11 +32,14 @@ from dustcmb.storage import write_json
 EMA, AUGMENT, R1 = {"ema_decay": 0.99}, {"augment_fakes": True}, {"r1_gamma": 0.1}
 SPECTRAL, MBSTD, DIRECTIONS = {"spectral_norm": True}, {"minibatch_std": True}, {"power_directions": True}
 TTUR, SELECTION = {"lr": 1.0e-4, "disc_lr": 4.0e-4}, {"selection": "d_F+minkowski"}
-NOISE = {"gen_noise": True}
+NOISE, FULLRES = {"gen_noise": True}, {"gen_fullres": True}
 VARIANTS: dict[str, dict] = {
     "paper": {"recipe": "paper"},
     "ema": EMA, "augment_fakes": AUGMENT, "r1": R1, "spectral_norm": SPECTRAL, "minibatch_std": MBSTD,
     "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION, "gen_noise": NOISE,
+    "gen_fullres": FULLRES, "fullres_noise": {**FULLRES, **NOISE},
+    # the three additions that each lowered the training-region d_F most in single-seed runs, together
+    "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION},
 }
 # figures of merit summarised, all read from the held-out section of gan.json except the floor

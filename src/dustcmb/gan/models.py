@@ -65,13 +65,19 @@ class Generator(nn.Module):
         frames along the patch borders; ``reflect`` continues the sky across the edge instead and
         leaves the architecture otherwise unchanged (same weights, same shapes).
     noise : bool
-        A :class:`NoiseInjection` after each of the first three convolutions (all but the output one),
+        A :class:`NoiseInjection` after every convolution but the output one,
         so that the generator can place fine structure (filament edges, texture) at each scale without
         coding it in ``z``. Off in the paper. Sampling then also draws from torch's global generator.
+    fullres : bool
+        One more 5x5 convolution with ``channels/8`` outputs at full resolution, between the last
+        upsampling and the output convolution (with noise, LeakyReLU and BatchNorm like the others).
+        In the paper's stack the only full-resolution layer is the linear output convolution of
+        bilinearly upsampled features, so pixel-scale texture can only be a smooth interpolation.
+        Off in the paper.
     """
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
-                 noise: bool = False) -> None:
+                 noise: bool = False, fullres: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if channels % 8:
@@ -79,17 +85,18 @@ class Generator(nn.Module):
         if padding not in PADDINGS:
             raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
         self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
-        self.noise = noise
+        self.noise, self.fullres = noise, fullres
         self.base = npix // 2**UPSAMPLINGS
         self.project = nn.Linear(latent_dim, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
                                          nn.BatchNorm2d(channels, momentum=BN_MOMENTUM))
-        widths = [channels, channels // 2, channels // 4, channels // 8, 1]
+        widths = [channels, channels // 2, channels // 4, channels // 8] + [channels // 8] * fullres + [1]
+        conv = functools.partial(nn.Conv2d, kernel_size=5, padding=2, padding_mode=padding)
         blocks = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
-            layers = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                      nn.Conv2d(c_in, c_out, kernel_size=5, padding=2, padding_mode=padding)]
-            if i < UPSAMPLINGS - 1:
+            upsample = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if i < UPSAMPLINGS else []
+            layers = [*upsample, conv(c_in, c_out)]
+            if i < len(widths) - 2:
                 layers += [NoiseInjection(c_out)] if noise else []
                 layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
             blocks.append(nn.Sequential(*layers))
