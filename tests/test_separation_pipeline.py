@@ -49,7 +49,7 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     assert len(metrics["ell"]) == len(metrics["coverage_68_per_ell"]) == n_ell
     assert metrics["ell"] == pytest.approx(ell_bins(NPIX, 20.0).tolist())
     assert metrics["n_calibration"] == N_REAL // 2 - 2 and metrics["calibration_first_val_item"] == 2
-    for group in ("centred", "calibrated"):
+    for group in ("centred", "calibrated", "calibrated_leakage"):
         for level in ("68", "95"):
             assert len(metrics[group][f"coverage_{level}_per_ell"]) == n_ell
             assert 0 <= metrics[group][f"calibration_error_{level}"] <= 1

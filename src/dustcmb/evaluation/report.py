@@ -48,6 +48,8 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
     ("same, interval centred on the estimate", "centred.calibration_error_68", "{:.3f}"),
     ("same, after per-ℓ calibration (target ≤ 0.02)", "calibrated.calibration_error_68", "{:.3f}"),
     ("mean over ℓ of abs(coverage − 0.95), after per-ℓ calibration", "calibrated.calibration_error_95", "{:.3f}"),
+    ("same at 68 %, calibrated on the dust-leakage width instead", "calibrated_leakage.calibration_error_68", "{:.3f}"),
+    ("same at 95 %, calibrated on the dust-leakage width instead", "calibrated_leakage.calibration_error_95", "{:.3f}"),
     ("pixels within one MC σ of the truth (target 0.68)", "pixel_coverage_68", "{:.3f}"),
     ("ℓ range with mean spectrum bias within 1 % (2σ)", "ell_range_1pct", _ell_range),
     ("ℓ_max with median spectrum error < 1 %", "ell_max_1pct", "{:.0f}"),

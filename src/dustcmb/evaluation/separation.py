@@ -14,6 +14,11 @@ Figures of merit (``metrics/separation.json``):
 
 - ``coverage_68_per_ell`` (``_95``): fraction of test maps whose true ``C_ℓ`` lies inside the
   central 68 % (95 %) interval of their passes' ``C_ℓ``; ``coverage_68`` is its mean over ℓ bins;
+- ``centred``, ``calibrated`` and ``calibrated_leakage``: the same per ℓ (and
+  ``calibration_error_<level>``, the mean over ℓ of ``|coverage_ℓ − nominal|``) for the interval
+  centred on the estimate, raw and after per-ℓ conformal factors fitted on validation maps that
+  early stopping never scored, with the MC-dropout width or the dust-leakage width
+  (:mod:`dustcmb.separation.calibration`); ``pixel_coverage_68``: pixels within one MC σ of the truth;
 - ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
   ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
 - ``spectrum_bias_per_ell``: mean over maps of ``Ĉ_ℓ / C_ℓ − 1``, ``spectrum_bias_err_per_ell`` its
@@ -174,33 +179,53 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
     return {k: np.concatenate(v) if k in keys else v for k, v in out.items()} | {"ell": ell}
 
 
-def calibration_metrics(data: dict, factors: dict[str, np.ndarray] | None) -> dict:
-    """Coverage per ℓ of the interval centred on the estimate, raw and with the fitted factors.
+def calibration_widths(data: dict, level: str, dust_channel: int) -> dict[str, np.ndarray]:
+    """The ``ln C_ℓ`` widths [n, n_bins] that per-ℓ factors scale, by metrics section: ``calibrated``
+    (MC dropout's, the reported one) and ``calibrated_leakage`` (dust leakage, from input channel
+    ``dust_channel``); see :mod:`dustcmb.separation.calibration`."""
+    return {"calibrated": calibration.half_width(data["cl_quantiles"], level),
+            "calibrated_leakage": calibration.leakage_width(data["cl_channels"][:, dust_channel], data["cl_est"])}
 
-    Without factors (no calibration maps) only the centred interval is reported.
+
+def calibration_metrics(data: dict, factors: dict | None, dust_channel: int) -> dict:
+    """Coverage per ℓ of the interval centred on the estimate, raw and with the fitted factors of
+    each width (:func:`fit_calibration`). Without factors (no calibration maps) only the centred
+    interval is reported.
     """
     cl_true, cl_est, q = data["cl_true"], data["cl_est"], data["cl_quantiles"]
-    out = {"centred": {}, "calibrated": {}}
+    out = {"centred": {}, "calibrated": {}, "calibrated_leakage": {}}
     for level in calibration.LEVELS:
         nominal = calibration.LEVELS[level][2]
         centred = calibration.coverage(cl_true, calibration.centred_interval(cl_est, q, level))
         out["centred"] |= {f"coverage_{level}_per_ell": centred.tolist(),
                            f"calibration_error_{level}": float(np.abs(centred - nominal).mean())}
-        if factors is not None:
-            fitted = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, q, factors[level], level))
-            out["calibrated"] |= {f"coverage_{level}_per_ell": fitted.tolist(),
-                                  f"calibration_error_{level}": float(np.abs(fitted - nominal).mean()),
-                                  f"factors_{level}_per_ell": factors[level].tolist()}
+        if factors is None:
+            continue
+        for name, width in calibration_widths(data, level, dust_channel).items():
+            fitted = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, width, factors[name][level]))
+            out[name] |= {f"coverage_{level}_per_ell": fitted.tolist(),
+                          f"calibration_error_{level}": float(np.abs(fitted - nominal).mean()),
+                          f"factors_{level}_per_ell": factors[name][level].tolist()}
     return out
 
 
-def fit_calibration(data: dict) -> dict[str, np.ndarray]:
-    """Per-ℓ conformal factors at 68 % and 95 % from :func:`collect` output on calibration maps."""
-    return {level: calibration.conformal_factors(data["cl_true"], data["cl_est"], data["cl_quantiles"], level)
-            for level in calibration.LEVELS}
+def fit_calibration(data: dict, dust_channel: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per-ℓ conformal factors ``[section][level]`` at 68 % and 95 % for each width of
+    :func:`calibration_widths`, from :func:`collect` output on calibration maps."""
+    factors: dict[str, dict[str, np.ndarray]] = {}
+    for level in calibration.LEVELS:
+        for name, width in calibration_widths(data, level, dust_channel).items():
+            factors.setdefault(name, {})[level] = calibration.conformal_factors(
+                data["cl_true"], data["cl_est"], width, level)
+    return factors
 
 
-def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict[str, np.ndarray] | None = None) -> dict:
+def dust_channel(params: Params) -> int:
+    """Index of the highest-frequency (most dust-dominated) input channel."""
+    return int(np.argmax(params.simulation.freqs_ghz))
+
+
+def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict | None = None) -> dict:
     """The ``metrics/separation.json`` content from :func:`collect`'s output (and calibration factors)."""
     ell, cl_true, q = data["ell"], data["cl_true"], data["cl_quantiles"]
     lo95, lo68, _, hi68, hi95 = (q[:, k] for k in range(len(QUANTILES)))
@@ -217,7 +242,8 @@ def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict[str, n
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),
             "calibration_error_68": float(np.abs(cov68 - 0.68).mean()),
             "calibration_error_95": float(np.abs(cov95 - 0.95).mean()),
-            **calibration_metrics(data, factors), "pixel_coverage_68": data["pixels_in_68"] / n_pixels,
+            **calibration_metrics(data, factors, dust_channel(params)),
+            "pixel_coverage_68": data["pixels_in_68"] / n_pixels,
             **scores("est"), "mean_pixel_std_uK": data["std_sum"] / n_pixels,
             "baselines": baselines, "ilc": baselines["ilc"]}
 
@@ -263,7 +289,7 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     # calibration maps: validation items beyond those early stopping scored (other CMB + noise draws)
     start = min(params.separation.val_maps or len(val), len(val))
     spare = min(params.separation.calibration_maps, len(val) - start)
-    factors = fit_calibration(collect(model, val, params, spare, start)) if spare > 1 else None
+    factors = fit_calibration(collect(model, val, params, spare, start), dust_channel(params)) if spare > 1 else None
     torch.manual_seed(params.seed)  # test masks independent of how many calibration maps came first
     data = collect(model, test, params)
     metrics = metrics_from(data, params, len(test) * params.patches.npix**2, factors)

@@ -15,6 +15,13 @@ scored, the score of a map is ``s = |ln(C_ℓ^true / Ĉ_ℓ)| / w_ℓ`` and the 
 ``exp(ln Ĉ_ℓ ± f_ℓ w_ℓ)`` then covers a new exchangeable map with probability at least ``p`` in every
 bin (docs/science.md#bayesian-resunet). Errors of opposite sign in different bins cannot cancel,
 because each bin gets its own factor.
+
+The guarantee needs calibration and test maps to be exchangeable; sky regions are not, so the width
+``w`` decides how well factors carry from one region to another. Besides the MC-dropout width this
+module offers a dust-leakage width, ``w_ℓ ∝ sqrt(C_ℓ^dust / Ĉ_ℓ)`` with ``C^dust`` the spectrum of the
+highest-frequency (dust-dominated) input channel: dust that leaks into the estimate with a fixed
+fraction of its amplitude shifts ``ln Ĉ_ℓ`` by about that ratio of amplitudes, so brighter sky gets
+wider intervals. Any per-ℓ constant in ``w`` is absorbed by ``f_ℓ``.
 """
 
 from __future__ import annotations
@@ -49,20 +56,24 @@ def half_width(cl_quantiles: np.ndarray, level: str) -> np.ndarray:
     return 0.5 * np.log(cl_quantiles[:, hi] / cl_quantiles[:, lo])
 
 
-def conformal_factors(cl_true: np.ndarray, cl_est: np.ndarray, cl_quantiles: np.ndarray,
-                      level: str) -> np.ndarray:
-    """Per-bin factor ``f_ℓ`` [n_bins] that scales the half-width to cover ``level`` on these maps."""
+def leakage_width(cl_dust: np.ndarray, cl_est: np.ndarray) -> np.ndarray:
+    """Dust-leakage width ``sqrt(C_ℓ^dust / Ĉ_ℓ)`` [n, n_bins] (any unit common to both spectra)."""
+    return np.sqrt(cl_dust / cl_est)
+
+
+def conformal_factors(cl_true: np.ndarray, cl_est: np.ndarray, width: np.ndarray, level: str) -> np.ndarray:
+    """Per-bin factor ``f_ℓ`` [n_bins] that scales ``width`` [n, n_bins] (in ``ln C_ℓ``, e.g.
+    :func:`half_width`) to cover ``level`` on these maps."""
     _, _, p = LEVELS[level]
     n = len(cl_true)
-    score = np.abs(np.log(cl_true / cl_est)) / half_width(cl_quantiles, level)
+    score = np.abs(np.log(cl_true / cl_est)) / width
     rank = min(n, math.ceil((n + 1) * p))  # finite-sample guarantee of split-conformal prediction
     return np.sort(score, axis=0)[rank - 1]
 
 
-def calibrated_interval(cl_est: np.ndarray, cl_quantiles: np.ndarray, factors: np.ndarray,
-                        level: str) -> tuple[np.ndarray, np.ndarray]:
+def calibrated_interval(cl_est: np.ndarray, width: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The interval ``exp(ln Ĉ_ℓ ± f_ℓ w_ℓ)`` [n, n_bins] with the fitted per-bin factors."""
-    spread = np.exp(factors * half_width(cl_quantiles, level))
+    spread = np.exp(factors * width)
     return cl_est / spread, cl_est * spread
 
 
