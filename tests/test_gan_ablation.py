@@ -1,5 +1,6 @@
 """The GAN recipe ablation command: variants × seeds, resume without retraining, mean ± std, README table."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -34,6 +35,10 @@ def test_variants_override_only_the_recipe_and_seed(params_file):
     for key, value in VARIANTS["all"].items():
         assert getattr(every.gan, key) == value
     assert every.patches == params.patches and every.separation == params.separation
+    # one addition alone means every other one off, whatever the parameter file turns on by default
+    loaded = dataclasses.replace(params, gan=dataclasses.replace(params.gan, gen_noise=True, r1_gamma=1.0))
+    alone = variant_params(loaded, "ema", 0).gan
+    assert alone.ema_decay == VARIANTS["ema"]["ema_decay"] and not alone.gen_noise and alone.r1_gamma == 0
 
 
 def test_ablation_runs_resumes_and_summarises(tmp_path, params_file, tiny_patches, monkeypatch, one_thread):

@@ -137,7 +137,8 @@ class PatchConfig:
 
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
-                "spectral_norm": False, "power_directions": False, "selection": "d_F"}
+                "spectral_norm": False, "power_directions": False, "selection": "d_F", "gen_noise": False,
+                "gen_fullres": False}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """GAN recipe ablation: each training addition alone and all together, over several seeds.
 
-Every run trains the GAN with ``params`` plus one variant's ``gan.*`` overrides and master seed
-``params.seed + k`` (k = 0, 1, ...), then runs the full GAN evaluation (:mod:`dustcmb.evaluation.gan`)
-into its own folder::
+Every run trains the GAN with ``params``, every recipe addition off (the paper's recipe,
+:data:`dustcmb.config.PAPER_RECIPE`, whatever the parameter file's defaults), then one variant's
+``gan.*`` overrides, and master seed ``params.seed + k`` (k = 0, 1, ...), then runs the full GAN
+evaluation (:mod:`dustcmb.evaluation.gan`) into its own folder::
 
     <out>/<variant>/seed<k>/model/       generator (as `dustcmb gan train` writes it)
     <out>/<variant>/seed<k>/gan.json     metrics (as `metrics/gan.json`)
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dustcmb.config import Params
+from dustcmb.config import PAPER_RECIPE, Params
 from dustcmb.errors import InputError
 from dustcmb.evaluation.gan import evaluate
 from dustcmb.gan.train import train
@@ -38,9 +39,10 @@ VARIANTS: dict[str, dict] = {
     "ema": EMA, "augment_fakes": AUGMENT, "r1": R1, "spectral_norm": SPECTRAL, "minibatch_std": MBSTD,
     "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION, "gen_noise": NOISE,
     "gen_fullres": FULLRES, "fullres_noise": {**FULLRES, **NOISE},
+    "fullres_noise_augment": {**FULLRES, **NOISE, **AUGMENT},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
-    "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION},
+    "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},
 }
 # figures of merit summarised, all read from the held-out section of gan.json except the floor
 FIGURES = ("frechet_distance", "histogram_intersection", "minkowski_v0_in_band", "minkowski_v1_in_band",
@@ -51,10 +53,11 @@ LABELS = {"real": "training-region patches (floor)", "baseline_gaussian": "Gauss
 
 
 def variant_params(params: Params, variant: str, seed_index: int) -> Params:
-    """``params`` with the variant's ``gan.*`` overrides and master seed ``params.seed + seed_index``."""
+    """``params`` with every recipe addition off, then the variant's ``gan.*`` overrides, and master seed
+    ``params.seed + seed_index``."""
     if variant not in VARIANTS:
         raise InputError(f"unknown ablation variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    overrides = {"recipe": "custom", **VARIANTS[variant]}
+    overrides = {**PAPER_RECIPE, "disc_lr": params.gan.lr, "recipe": "custom", **VARIANTS[variant]}
     return dataclasses.replace(params, seed=params.seed + seed_index,
                                gan=dataclasses.replace(params.gan, **overrides))
 
