@@ -151,8 +151,8 @@ class GanConfig:
     latent_dim: int = 64
     gen_channels: int = 128
     gen_padding: str = "reflect"
-    gen_noise: bool = False
-    gen_fullres: bool = False
+    gen_noise: bool = True
+    gen_fullres: bool = True
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32

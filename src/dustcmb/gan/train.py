@@ -112,8 +112,12 @@ def _is_checkpoint(step: int, cfg: GanConfig) -> bool:
 
 
 def _save_checkpoint(path: Path, state: GanState, nets: GanNets, rng: torch.Generator) -> None:
-    """The resumable state plus every network's and optimiser's state dict and the data RNG."""
-    checkpoint_io.save(path, {**vars(state), **nets.state(), "rng": rng.get_state()})
+    """The resumable state plus every network's and optimiser's state dict, the data RNG and torch's
+    global RNGs (the generator's noise injection draws from them)."""
+    global_rngs = {"global_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        global_rngs["cuda_rng"] = torch.cuda.get_rng_state_all()
+    checkpoint_io.save(path, {**vars(state), **nets.state(), "rng": rng.get_state(), **global_rngs})
 
 
 def _batch_indices(step: int, n_real: int, batch: int, seed: int) -> np.ndarray:
@@ -176,6 +180,10 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
         saved = checkpoint_io.load(checkpoint, state.fingerprint, "gan parameters or another patch set")
         nets.restore(saved)
         rng.set_state(saved["rng"])
+        if "global_rng" in saved:  # absent from checkpoints of runs before noise injection, which never drew on it
+            torch.set_rng_state(saved["global_rng"])
+        if "cuda_rng" in saved:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
         state = GanState(**{f.name: saved[f.name] for f in dataclasses.fields(GanState)})
     return real, nets, rng, state
 
