@@ -23,8 +23,8 @@ CASES_START, CASES_END = "<!-- cases:start -->", "<!-- cases:end -->"
 ABLATION_START, ABLATION_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->"
 CASES_FIGURE = "separation_cases.png"
-FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/spectra.png": "gan_spectra.png",
-           "plots/separation/spectra.png": "separation_spectra.png"}
+FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/samples.png": "gan_samples.png",
+           "plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png"}
 
 def _ell_range(bounds) -> str:
     return "none" if bounds[1] == 0 else f"{bounds[0]:.0f}–{bounds[1]:.0f}"
@@ -110,6 +110,7 @@ def results_markdown(gan: dict, separation: dict) -> str:
                   for name in SEPARATION_COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![Patch footprints by split](docs/figures/splits.png)", "",
+              "![Real patches, GAN samples and both baselines](docs/figures/gan_samples.png)", "",
               "![GAN spectra](docs/figures/gan_spectra.png)", "",
               "![Cleaned spectra](docs/figures/separation_spectra.png)"]
     return "\n".join(lines)
