@@ -122,6 +122,9 @@ def test_killed_run_resumes_to_the_same_result(reference_run, patches_dir, tmp_p
     with pytest.raises(ConfigError, match="other gan parameters"):
         train(dataclasses.replace(_params(), seed=8), patches_dir, tmp_path / "x", checkpoint.parent,
               resume=True, root=tmp_path)
+    with pytest.raises(InputError, match="not in the tracking store"):  # another DVC_ROOT: say so, lose nothing
+        train(load_params(params_file), patches_dir, tmp_path / "x", checkpoint.parent, resume=True,
+              root=tmp_path / "elsewhere")
 
     train(load_params(params_file), patches_dir, tmp_path / "models/gan", checkpoint.parent, resume=True,
           root=tmp_path)

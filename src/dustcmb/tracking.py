@@ -18,6 +18,8 @@ from pathlib import Path
 
 import mlflow
 
+from dustcmb.errors import InputError
+
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -91,6 +93,12 @@ def run(experiment: str, run_name: str, params: Mapping | None = None,
     configure(root)
     nested = nested or mlflow.active_run() is not None
     experiment_id = _experiment_id(experiment, root)
+    if run_id is not None and not mlflow.search_runs(experiment_ids=[experiment_id],
+                                                     filter_string=f"attributes.run_id = '{run_id}'",
+                                                     output_format="list"):
+        raise InputError(f"MLflow run {run_id} of the checkpoint being resumed is not in the tracking store at "
+                         f"{tracking_root(root)}; resume with the DVC_ROOT (or working directory) of the killed "
+                         "run, or delete its checkpoint to start afresh")
     active = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                               run_name=None if run_id else run_name, nested=nested,
                               tags=dict(tags or {}))
