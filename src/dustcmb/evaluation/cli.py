@@ -87,9 +87,8 @@ def report_command(
 
 def ablate_command(
     out: Path = typer.Option(Path("runs/gan_ablation"), help="Folder of the runs and summary.json (resumable)."),
-    variants: str = typer.Option("paper,ema,augment_fakes,r1,spectral_norm,minibatch_std,power_directions,ttur,"
-                                 "minkowski_selection,all", help="Comma-separated variant names (see "
-                                 "dustcmb.evaluation.ablation.VARIANTS)."),
+    variants: str = typer.Option("", help="Comma-separated variant names; default: every one in "
+                                          "dustcmb.evaluation.ablation.VARIANTS."),
     seeds: int = typer.Option(3, min=1, help="Training seeds per variant: seed, seed + 1, ..."),
     first_seed: int = typer.Option(0, min=0, help="Start at this seed index (e.g. a second process on "
                                                   "the later seeds; use its own DVC_ROOT for MLflow)."),
@@ -100,13 +99,13 @@ def ablate_command(
 ) -> None:
     """GAN recipe ablation: train and evaluate each variant over seeds; mean ± std on the training and
     held-out regions."""
-    from dustcmb.evaluation.ablation import ablation_markdown, run_ablation
+    from dustcmb.evaluation.ablation import VARIANTS, ablation_markdown, run_ablation
     from dustcmb.evaluation.report import ABLATION_END, ABLATION_START, replace_section
 
     p = load(params)
     device = resolve_device(device or p.device)
-    summary = run_ablation(p, patches, out, [v.strip() for v in variants.split(",") if v.strip()], seeds,
-                           device=device, first_seed=first_seed)
+    names = [v.strip() for v in variants.split(",") if v.strip()] or list(VARIANTS)
+    summary = run_ablation(p, patches, out, names, seeds, device=device, first_seed=first_seed)
     table = ablation_markdown(summary)
     if readme is not None:
         replace_section(readme, ABLATION_START, ABLATION_END, table)
