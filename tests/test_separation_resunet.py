@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dustcmb.separation.mc import mc_mode, mc_predict
-from dustcmb.separation.resunet import ResUNet, n_blocks
+from dustcmb.separation.resunet import Dropout, ResUNet, n_blocks
 from dustcmb.simulation.dataset import Normalisation
 from dustcmb.stats.power import dl_from_cl, n_bins, power_spectrum
 
@@ -101,3 +101,23 @@ def test_mc_grouping_covers_every_map(passes, batch):
     assert pred.mean_uk.shape == (5, 32, 32) and np.all(pred.std_uk > 0)
     torch.manual_seed(2)  # same seed -> the same dropout masks -> identical summaries on CPU
     np.testing.assert_array_equal(mc_predict(net, inputs, norm, passes=passes, batch=batch).mean_uk, pred.mean_uk)
+
+
+@pytest.mark.parametrize("shape", [(400, 16, 32, 32), (3, 5, 7, 11)])  # 64-bit draws; odd size: 16-bit draws
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_fast_dropout_is_bernoulli_and_unbiased(shape, p):
+    """The 16-bit-threshold dropout drops a fraction p of elements (to 5σ of the binomial scatter) in
+    each of the four 16-bit lanes of a 64-bit draw, so no lane's bits are biased, keeps the mean of
+    its input (kept elements scaled by 1/(1 − p')), passes inputs through in eval mode, and keeps the
+    input's memory layout."""
+    layer = Dropout(p).train()
+    x = torch.ones(shape).contiguous(memory_format=torch.channels_last)
+    out = layer(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    dropped = out == 0
+    n = dropped.numel()
+    lanes = dropped.permute(0, 2, 3, 1).reshape(-1)
+    lanes = lanes[: n // 4 * 4].view(-1, 4).double().mean(dim=0) if n % 4 == 0 else lanes.double().mean()[None]
+    np.testing.assert_allclose(lanes.numpy(), p, atol=5 * np.sqrt(p * (1 - p) / (n // max(len(lanes), 1))))
+    np.testing.assert_allclose(out.double().mean().item(), 1.0, atol=5 * np.sqrt(p / (1 - p) / n))
+    assert torch.equal(layer.eval()(x), x)
