@@ -49,10 +49,13 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     assert len(metrics["ell"]) == len(metrics["coverage_68_per_ell"]) == n_ell
     assert metrics["ell"] == pytest.approx(ell_bins(NPIX, 20.0).tolist())
     assert metrics["n_calibration"] == N_REAL // 2 - 2 and metrics["calibration_first_val_item"] == 2
-    for group in ("centred", "calibrated", "calibrated_leakage"):
+    for group in ("centred", "calibrated", "calibrated_mc", "calibrated_leakage"):
         for level in ("68", "95"):
             assert len(metrics[group][f"coverage_{level}_per_ell"]) == n_ell
             assert 0 <= metrics[group][f"calibration_error_{level}"] <= 1
+    for level in ("68", "95"):
+        shares = metrics["calibrated"][f"leak_share_{level}"], metrics["calibrated"][f"mc_share_{level}"]
+        assert min(shares) >= 0 and sum(shares) <= 1 + 1e-9
     assert 0 <= metrics["pixel_coverage_68"] <= 1
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
     assert metrics["coverage_68"] == pytest.approx(np.mean(metrics["coverage_68_per_ell"]))

@@ -14,11 +14,13 @@ Figures of merit (``metrics/separation.json``):
 
 - ``coverage_68_per_ell`` (``_95``): fraction of test maps whose true ``C_ℓ`` lies inside the
   central 68 % (95 %) interval of their passes' ``C_ℓ``; ``coverage_68`` is its mean over ℓ bins;
-- ``centred``, ``calibrated`` and ``calibrated_leakage``: the same per ℓ (and
+- ``centred``, ``calibrated``, ``calibrated_mc`` and ``calibrated_leakage``: the same per ℓ (and
   ``calibration_error_<level>``, the mean over ℓ of ``|coverage_ℓ − nominal|``) for the interval
   centred on the estimate, raw and after per-ℓ conformal factors fitted on validation maps that
-  early stopping never scored, with the MC-dropout width or the dust-leakage width
-  (:mod:`dustcmb.separation.calibration`); ``pixel_coverage_68``: pixels within one MC σ of the truth;
+  early stopping never scored, with the variance-model width (the reported calibration, with its
+  fitted ``leak_share_<level>``/``mc_share_<level>``), the MC-dropout width alone or the dust-leakage
+  width alone (:mod:`dustcmb.separation.calibration`); ``pixel_coverage_68``: pixels within one MC σ
+  of the truth;
 - ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
   ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
 - ``spectrum_bias_per_ell``: mean over maps of ``Ĉ_ℓ / C_ℓ − 1``, ``spectrum_bias_err_per_ell`` its
@@ -179,45 +181,64 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
     return {k: np.concatenate(v) if k in keys else v for k, v in out.items()} | {"ell": ell}
 
 
-def calibration_widths(data: dict, level: str, dust_channel: int) -> dict[str, np.ndarray]:
+@dataclasses.dataclass
+class Calibration:
+    """Fitted on calibration maps: per level, the :class:`~dustcmb.separation.calibration.VarianceModel`
+    (``models[level]``) and the per-ℓ conformal factors of every width (``factors[section][level]``)."""
+
+    models: dict[str, calibration.VarianceModel]
+    factors: dict[str, dict[str, np.ndarray]]
+
+
+def calibration_widths(data: dict, level: str, dust_channel: int,
+                       model: calibration.VarianceModel | None) -> dict[str, np.ndarray]:
     """The ``ln C_ℓ`` widths [n, n_bins] that per-ℓ factors scale, by metrics section: ``calibrated``
-    (MC dropout's, the reported one) and ``calibrated_leakage`` (dust leakage, from input channel
-    ``dust_channel``); see :mod:`dustcmb.separation.calibration`."""
-    return {"calibrated": calibration.half_width(data["cl_quantiles"], level),
-            "calibrated_leakage": calibration.leakage_width(data["cl_channels"][:, dust_channel], data["cl_est"])}
+    (the variance model's, the reported one; only with a ``model``), ``calibrated_mc`` (MC dropout's
+    alone) and ``calibrated_leakage`` (dust leakage alone, from input channel ``dust_channel``); see
+    :mod:`dustcmb.separation.calibration`."""
+    mc = calibration.half_width(data["cl_quantiles"], level)
+    leak = calibration.leakage_width(data["cl_channels"][:, dust_channel], data["cl_est"])
+    widths = {"calibrated_mc": mc, "calibrated_leakage": leak}
+    return widths if model is None else {"calibrated": model.width(leak, mc)} | widths
 
 
-def calibration_metrics(data: dict, factors: dict | None, dust_channel: int) -> dict:
+def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: int) -> dict:
     """Coverage per ℓ of the interval centred on the estimate, raw and with the fitted factors of
-    each width (:func:`fit_calibration`). Without factors (no calibration maps) only the centred
-    interval is reported.
+    each width (:func:`fit_calibration`). Without a calibration (no calibration maps) only the
+    centred interval is reported.
     """
     cl_true, cl_est, q = data["cl_true"], data["cl_est"], data["cl_quantiles"]
-    out = {"centred": {}, "calibrated": {}, "calibrated_leakage": {}}
+    out = {"centred": {}, "calibrated": {}, "calibrated_mc": {}, "calibrated_leakage": {}}
     for level in calibration.LEVELS:
         nominal = calibration.LEVELS[level][2]
         centred = calibration.coverage(cl_true, calibration.centred_interval(cl_est, q, level))
         out["centred"] |= {f"coverage_{level}_per_ell": centred.tolist(),
                            f"calibration_error_{level}": float(np.abs(centred - nominal).mean())}
-        if factors is None:
+        if fitted is None:
             continue
-        for name, width in calibration_widths(data, level, dust_channel).items():
-            fitted = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, width, factors[name][level]))
-            out[name] |= {f"coverage_{level}_per_ell": fitted.tolist(),
-                          f"calibration_error_{level}": float(np.abs(fitted - nominal).mean()),
-                          f"factors_{level}_per_ell": factors[name][level].tolist()}
+        model = fitted.models[level]
+        out["calibrated"] |= {f"leak_share_{level}": model.leak_share, f"mc_share_{level}": model.mc_share}
+        for name, width in calibration_widths(data, level, dust_channel, model).items():
+            factors = fitted.factors[name][level]
+            cover = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, width, factors))
+            out[name] |= {f"coverage_{level}_per_ell": cover.tolist(),
+                          f"calibration_error_{level}": float(np.abs(cover - nominal).mean()),
+                          f"factors_{level}_per_ell": factors.tolist()}
     return out
 
 
-def fit_calibration(data: dict, dust_channel: int) -> dict[str, dict[str, np.ndarray]]:
-    """Per-ℓ conformal factors ``[section][level]`` at 68 % and 95 % for each width of
+def fit_calibration(data: dict, dust_channel: int) -> Calibration:
+    """The variance model and the per-ℓ conformal factors at 68 % and 95 % of every width of
     :func:`calibration_widths`, from :func:`collect` output on calibration maps."""
-    factors: dict[str, dict[str, np.ndarray]] = {}
+    models, factors = {}, {}
     for level in calibration.LEVELS:
-        for name, width in calibration_widths(data, level, dust_channel).items():
+        plain = calibration_widths(data, level, dust_channel, None)
+        models[level] = calibration.fit_variance_model(data["cl_true"], data["cl_est"], plain["calibrated_leakage"],
+                                                       plain["calibrated_mc"])
+        for name, width in calibration_widths(data, level, dust_channel, models[level]).items():
             factors.setdefault(name, {})[level] = calibration.conformal_factors(
                 data["cl_true"], data["cl_est"], width, level)
-    return factors
+    return Calibration(models, factors)
 
 
 def dust_channel(params: Params) -> int:
@@ -225,8 +246,8 @@ def dust_channel(params: Params) -> int:
     return int(np.argmax(params.simulation.freqs_ghz))
 
 
-def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict | None = None) -> dict:
-    """The ``metrics/separation.json`` content from :func:`collect`'s output (and calibration factors)."""
+def metrics_from(data: dict, params: Params, n_pixels: int, fitted: Calibration | None = None) -> dict:
+    """The ``metrics/separation.json`` content from :func:`collect`'s output (and the fitted calibration)."""
     ell, cl_true, q = data["ell"], data["cl_true"], data["cl_quantiles"]
     lo95, lo68, _, hi68, hi95 = (q[:, k] for k in range(len(QUANTILES)))
     cov68 = ((lo68 <= cl_true) & (cl_true <= hi68)).mean(axis=0)
@@ -242,7 +263,7 @@ def metrics_from(data: dict, params: Params, n_pixels: int, factors: dict | None
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),
             "calibration_error_68": float(np.abs(cov68 - 0.68).mean()),
             "calibration_error_95": float(np.abs(cov95 - 0.95).mean()),
-            **calibration_metrics(data, factors, dust_channel(params)),
+            **calibration_metrics(data, fitted, dust_channel(params)),
             "pixel_coverage_68": data["pixels_in_68"] / n_pixels,
             **scores("est"), "mean_pixel_std_uK": data["std_sum"] / n_pixels,
             "baselines": baselines, "ilc": baselines["ilc"]}
@@ -289,10 +310,10 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     # calibration maps: validation items beyond those early stopping scored (other CMB + noise draws)
     start = min(params.separation.val_maps or len(val), len(val))
     spare = min(params.separation.calibration_maps, len(val) - start)
-    factors = fit_calibration(collect(model, val, params, spare, start), dust_channel(params)) if spare > 1 else None
+    fitted = fit_calibration(collect(model, val, params, spare, start), dust_channel(params)) if spare > 1 else None
     torch.manual_seed(params.seed)  # test masks independent of how many calibration maps came first
     data = collect(model, test, params)
-    metrics = metrics_from(data, params, len(test) * params.patches.npix**2, factors)
+    metrics = metrics_from(data, params, len(test) * params.patches.npix**2, fitted)
     metrics |= {"n_calibration": int(max(spare, 0)), "calibration_first_val_item": int(start)}
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
     metrics |= {"n_test_dust_maps": int(test.source_index.size), "realisations_per_map": test.realisations,

@@ -22,11 +22,17 @@ module offers a dust-leakage width, ``w_ℓ ∝ sqrt(C_ℓ^dust / Ĉ_ℓ)`` with
 highest-frequency (dust-dominated) input channel: dust that leaks into the estimate with a fixed
 fraction of its amplitude shifts ``ln Ĉ_ℓ`` by about that ratio of amplitudes, so brighter sky gets
 wider intervals. Any per-ℓ constant in ``w`` is absorbed by ``f_ℓ``.
+
+Neither width alone describes the error: instrument noise and the CMB's own scatter do not grow with
+the dust, leaked dust does, and the network's correction is what MC dropout sees. The reported
+calibration therefore uses a :class:`VarianceModel` that mixes the three, with shares fitted by
+likelihood on the calibration maps (:func:`fit_variance_model`) before the conformal factors are.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -81,3 +87,53 @@ def coverage(cl_true: np.ndarray, interval: tuple[np.ndarray, np.ndarray]) -> np
     """Fraction of maps [n_bins] whose true spectrum lies inside the interval, per bin."""
     low, high = interval
     return ((low <= cl_true) & (cl_true <= high)).mean(axis=0)
+
+
+@dataclass(frozen=True)
+class VarianceModel:
+    """The ``ln C_ℓ`` width ``w_ℓ`` as a mix of three error sources, with shares common to every bin:
+
+        w_ℓ² = (1 − b − g) + b · d_ℓ² / ⟨d_ℓ²⟩ + g · σ_ℓ² / ⟨σ_ℓ²⟩
+
+    a constant (noise and CMB scatter, the same on any sky), the dust-leakage width ``d``
+    (:func:`leakage_width`) and the MC-dropout width ``σ`` (:func:`half_width`); ``⟨·⟩`` are means over
+    the calibration maps, so ``b`` and ``g`` are the shares of the average calibration map's variance.
+
+    Attributes
+    ----------
+    leak_share, mc_share : float
+        ``b`` and ``g`` (``b, g ≥ 0``, ``b + g ≤ 1``).
+    leak_ref, mc_ref : ndarray [n_bins]
+        ``⟨d_ℓ²⟩`` and ``⟨σ_ℓ²⟩``.
+    """
+
+    leak_share: float
+    mc_share: float
+    leak_ref: np.ndarray
+    mc_ref: np.ndarray
+
+    def width(self, leak: np.ndarray, mc: np.ndarray) -> np.ndarray:
+        """``w_ℓ`` [n, n_bins] from the leakage and MC widths [n, n_bins] of the same maps."""
+        const = 1.0 - self.leak_share - self.mc_share
+        return np.sqrt(const + self.leak_share * leak**2 / self.leak_ref + self.mc_share * mc**2 / self.mc_ref)
+
+
+def fit_variance_model(cl_true: np.ndarray, cl_est: np.ndarray, leak: np.ndarray, mc: np.ndarray,
+                       step: float = 0.01) -> VarianceModel:
+    """Shares of :class:`VarianceModel` that maximise the Gaussian likelihood of ``ln(C_ℓ^true / Ĉ_ℓ)``.
+
+    Each bin keeps its own overall scale (profiled out: the conformal factors set it afterwards), so
+    only the two shares are fitted, on a grid of ``step`` over the triangle ``b, g ≥ 0, b + g ≤ 1``.
+    The widths ``leak`` and ``mc`` are [n, n_bins] for the same maps as the spectra [n, n_bins].
+    """
+    r2 = np.log(cl_true / cl_est) ** 2
+    leak2, mc2 = leak**2 / np.mean(leak**2, axis=0), mc**2 / np.mean(mc**2, axis=0)
+    best = (np.inf, 0.0, 0.0)
+    for b in np.arange(0.0, 1.0 + step / 2, step):
+        for g in np.arange(0.0, 1.0 - b + step / 2, step):
+            var = (1.0 - b - g) + b * leak2 + g * mc2 + 1e-12
+            scale = np.mean(r2 / var, axis=0)
+            nll = len(r2) * np.log(scale).sum() + np.log(var).sum()
+            if nll < best[0]:
+                best = (nll, b, g)
+    return VarianceModel(float(best[1]), float(best[2]), np.mean(leak**2, axis=0), np.mean(mc**2, axis=0))
