@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from dustcmb.config import GanConfig
-from dustcmb.gan.models import Generator, MapDiscriminator, NoiseInjection, PowerDiscriminator, log_anisotropy
+from dustcmb.gan.models import (
+    Generator,
+    MapDiscriminator,
+    NoiseInjection,
+    PowerDiscriminator,
+    log_anisotropy,
+    shared_noise,
+)
 from dustcmb.gan.step import NETS, augment, build, train_step
 from dustcmb.stats.power import n_bins
 
@@ -180,6 +187,21 @@ def test_noise_injection_starts_as_the_plain_generator_and_learns_its_strength()
     assert (noisy(z) - noisy(z)).abs().max() > 1e-3
     noisy(z).square().mean().backward()
     assert all(float(m.strength.grad.abs().sum()) > 0 for m in injections)
+
+
+def test_shared_noise_makes_a_batch_differ_only_through_z():
+    """Under ``shared_noise`` one forward gives equal maps for equal latent vectors (the noise maps are
+    shared by the batch) and the noise is per map again afterwards."""
+    torch.manual_seed(0)
+    noisy = Generator(npix=32, latent_dim=8, channels=16, padding="reflect", noise=True).eval()
+    for module in noisy.modules():
+        if isinstance(module, NoiseInjection):
+            module.strength.data.fill_(0.5)
+    z = torch.randn(1, 8).repeat(3, 1)
+    with shared_noise(noisy):
+        shared = noisy(z)
+    torch.testing.assert_close(shared[1:], shared[:1].expand(2, -1, -1, -1))
+    assert (noisy(z)[1:] - noisy(z)[:1]).abs().max() > 1e-3
 
 
 def test_fullres_layer_adds_one_nonlinear_full_resolution_convolution():

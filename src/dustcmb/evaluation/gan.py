@@ -48,6 +48,7 @@ from dustcmb.evaluation.gan_scores import (
     slice_indices,
     thresholds,
 )
+from dustcmb.gan.models import shared_noise
 from dustcmb.gan.sample import generate_unit, load_generator
 from dustcmb.patches import split
 from dustcmb.patches.normalise import from_unit, to_unit
@@ -63,14 +64,15 @@ EXPERIMENT = "gan"
 
 
 
-def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig, seed: int,
-                      batch: int) -> tuple[dict, np.ndarray]:
+def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
+                      seed: int) -> tuple[dict, np.ndarray]:
     """Spectral steps along straight latent paths, against the typical difference of two real maps.
 
     A step is the rms over ℓ of ``Δ log10 C_ℓ`` between consecutive maps on a path ``z_a → z_b``
-    (``latent_points`` maps); the reference is the median of the same rms between random pairs of real
-    maps. A smooth generator gives steps far below the reference (about 1/(points−1) of an end-to-end
-    difference); a jump shows as a step comparable to it.
+    (``latent_points`` maps, generated in one forward with the same noise maps, so that with noise
+    injection the steps measure the latent vector alone); the reference is the median of the same
+    rms between random pairs of real maps. A smooth generator gives steps far below the reference
+    (about 1/(points−1) of an end-to-end difference); a jump shows as a step comparable to it.
 
     Returns
     -------
@@ -83,7 +85,8 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
     ends = torch.randn(2, cfg.latent_paths, config["latent_dim"], generator=rng)
     t = torch.linspace(0.0, 1.0, cfg.latent_points)[None, :, None]
     z = (1.0 - t) * ends[0][:, None] + t * ends[1][:, None]
-    unit = generate_unit(generator, z.reshape(-1, config["latent_dim"]), batch)
+    with shared_noise(generator):
+        unit = np.concatenate([generate_unit(generator, path, len(path)) for path in z])
     _, cl = power_spectrum(from_unit(unit, config["log_min"], config["log_max"]), config["size_deg"])
     log_cl = np.log10(cl).reshape(cfg.latent_paths, cfg.latent_points, -1)
     steps = np.sqrt(np.mean(np.diff(log_cl, axis=1) ** 2, axis=-1))
@@ -166,8 +169,7 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
     scores, nn = {}, {"real": nn_real}
     for i, other in enumerate(sets[1:], start=1):
         scores[other.name], nn[other.name] = score(real, other, means, ell, nn_real, device, cfg, seed, i)
-    latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed,
-                                      params.gan.sample_batch)
+    latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed)
     metrics = {
         **scores["gan"], **latent,
         **floor_and_calibration(real, context["halves"], len(sets[1].unit), cfg, seed),

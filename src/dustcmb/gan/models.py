@@ -10,6 +10,7 @@ BatchNorm uses ``momentum=0.1``, PyTorch's name for Keras' ``momentum=0.9`` (the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -38,10 +39,26 @@ class NoiseInjection(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.strength = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.shared = False  # one noise map for the whole batch (see shared_noise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+        n = 1 if self.shared else x.shape[0]
+        noise = torch.randn(n, 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         return x + self.strength * noise
+
+
+@contextlib.contextmanager
+def shared_noise(generator: nn.Module):
+    """Within the block every map of one forward gets the same noise maps, so the maps of a batch
+    differ only through their latent vectors (for walks along a latent path)."""
+    layers = [m for m in generator.modules() if isinstance(m, NoiseInjection)]
+    for layer in layers:
+        layer.shared = True
+    try:
+        yield generator
+    finally:
+        for layer in layers:
+            layer.shared = False
 
 
 class Generator(nn.Module):
