@@ -5,7 +5,10 @@ parameter file, random weights): the batched run replicates each map ``--batch``
 batch dimension so one forward does that many passes; the sequential reference does one pass per
 forward (``batch=1``). Prints the time per pass of each and their ratio, passes per second, and the
 fraction of this machine's matmul peak (a large float32 ``torch.mm`` timed in the same run) that the
-batched forward pass reaches, from the multiply-adds of its convolutions counted with hooks.
+batched forward pass reaches, from the multiply-adds of its convolutions counted with hooks; and the
+forward with the project's dropout layer (16-bit thresholds, :class:`dustcmb.separation.resunet.Dropout`)
+against the same network with ``torch.nn.functional.dropout`` (one 32-bit draw per element) and with
+no dropout at all.
 
 Usage: python benchmarks/bench_mc_dropout.py [--params params.yaml] [--device cpu|cuda]
        [--maps 4] [--passes 100] [--batch 200] [--sequential-maps 1]
@@ -14,14 +17,16 @@ Usage: python benchmarks/bench_mc_dropout.py [--params params.yaml] [--device cp
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
+import torch.nn.functional as F
 
 from dustcmb.config import load_params
 from dustcmb.separation.inputs import n_inputs
 from dustcmb.separation.mc import mc_mode, mc_predict
-from dustcmb.separation.resunet import ResUNet
+from dustcmb.separation.resunet import Dropout, ResUNet
 from dustcmb.simulation.dataset import Normalisation
 
 
@@ -80,6 +85,23 @@ def timed_forward(model, replicas: torch.Tensor, device: str, layout=torch.conti
     return time.perf_counter() - start
 
 
+class TorchDropout(torch.nn.Dropout):
+    """The plain reference: ``torch.nn.functional.dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, self.training)
+
+
+def with_dropout(model: ResUNet, layer) -> ResUNet:
+    """A copy of ``model`` whose dropout layers are replaced by ``layer(rate)`` (a class or factory)."""
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        for name, child in module.named_children():
+            if isinstance(child, Dropout):
+                setattr(module, name, layer(child.p))
+    return clone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -119,6 +141,15 @@ def main() -> None:
         print(f"forward only ({name}): {1e3 * forward:.3f} ms per pass ({forward / batched:.0%} of the batched "
               f"pass), {flops / 1e6:.1f} MFLOP per pass -> {flops / forward / 1e9:.1f} GFLOP/s, "
               f"{flops / forward / peak:.1%} of the {peak / 1e9:.0f} GFLOP/s matmul peak")
+    replicas = inputs[:1].repeat(batch, 1, 1, 1)
+    layers = {"this project's Dropout": model, "torch F.dropout": with_dropout(model, TorchDropout),
+              "no dropout (p = 0)": with_dropout(model, lambda p: Dropout(0.0))}
+    times = {name: min(timed_forward(net, replicas, args.device, torch.channels_last) for _ in range(3)) / batch
+             for name, net in layers.items()}
+    reference = times["torch F.dropout"]
+    for name, forward in times.items():
+        print(f"forward (NHWC) with {name:24s} {1e3 * forward:.3f} ms per pass "
+              f"({reference / forward:.2f}x F.dropout's speed)")
 
 
 if __name__ == "__main__":
