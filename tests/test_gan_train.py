@@ -82,7 +82,9 @@ def test_outputs_and_mlflow_run(reference_run):
     history = json.loads((out / "history.json").read_text())
     steps = [e["step"] for e in history["d_F"]]
     assert steps == list(range(0, 41, 10)) + list(range(42, 47, 2))
-    assert saved["best_d_F"] == min(e["d_F"] for e in history["d_F"])
+    best = min(history["d_F"], key=lambda e: e["score"])  # default selection: d_F + Minkowski distance
+    assert all(e["score"] == e["d_F"] + e["minkowski"] for e in history["d_F"])
+    assert saved["best_d_F"] == best["d_F"] and saved["best_step"] == best["step"]
     assert not (root / "checkpoints/gan" / CHECKPOINT_NAME).exists(), "checkpoint removed on success"
     (run,) = _runs(root)
     assert run.info.status == "FINISHED"

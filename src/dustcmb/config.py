@@ -173,8 +173,8 @@ class GanConfig:
     augment_fakes: bool = False
     minibatch_std: bool = False
     spectral_norm: bool = False
-    power_directions: bool = False
-    selection: str = "d_F"
+    power_directions: bool = True
+    selection: str = "d_F+minkowski"
 
     def __post_init__(self) -> None:
         _require(self.recipe in ("paper", "custom"), f"gan.recipe={self.recipe!r}: use paper or custom")

@@ -40,6 +40,10 @@ VARIANTS: dict[str, dict] = {
     "power_directions": DIRECTIONS, "ttur": TTUR, "minkowski_selection": SELECTION, "gen_noise": NOISE,
     "gen_fullres": FULLRES, "fullres_noise": {**FULLRES, **NOISE},
     "fullres_noise_augment": {**FULLRES, **NOISE, **AUGMENT},
+    "fullres_noise_minkowski": {**FULLRES, **NOISE, **SELECTION},
+    "fullres_noise_long": {**FULLRES, **NOISE, "steps": 1600},  # twice the quick profile's main steps
+    "fullres_noise_directions": {**FULLRES, **NOISE, **DIRECTIONS},
+    "fullres_noise_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},
