@@ -131,7 +131,7 @@ def fit_variance_model(cl_true: np.ndarray, cl_est: np.ndarray, leak: np.ndarray
     best = (np.inf, 0.0, 0.0)
     for b in np.arange(0.0, 1.0 + step / 2, step):
         for g in np.arange(0.0, 1.0 - b + step / 2, step):
-            var = (1.0 - b - g) + b * leak2 + g * mc2 + 1e-12
+            var = (1.0 - b - g) + b * leak2 + g * mc2 + 1e-12  # finite log where no share is constant
             scale = np.mean(r2 / var, axis=0)
             nll = len(r2) * np.log(scale).sum() + np.log(var).sum()
             if nll < best[0]:
