@@ -232,10 +232,11 @@ def fit_calibration(data: dict, dust_channel: int) -> Calibration:
     :func:`calibration_widths`, from :func:`collect` output on calibration maps."""
     models, factors = {}, {}
     for level in calibration.LEVELS:
-        plain = calibration_widths(data, level, dust_channel, None)
-        models[level] = calibration.fit_variance_model(data["cl_true"], data["cl_est"], plain["calibrated_leakage"],
-                                                       plain["calibrated_mc"])
-        for name, width in calibration_widths(data, level, dust_channel, models[level]).items():
+        widths = calibration_widths(data, level, dust_channel, None)
+        leak, mc = widths["calibrated_leakage"], widths["calibrated_mc"]
+        models[level] = calibration.fit_variance_model(data["cl_true"], data["cl_est"], leak, mc)
+        widths["calibrated"] = models[level].width(leak, mc)
+        for name, width in widths.items():
             factors.setdefault(name, {})[level] = calibration.conformal_factors(
                 data["cl_true"], data["cl_est"], width, level)
     return Calibration(models, factors)
