@@ -220,6 +220,22 @@ def test_fullres_layer_adds_one_nonlinear_full_resolution_convolution():
     assert sum(isinstance(m, NoiseInjection) for m in full.modules()) == 4  # every conv but the output one
 
 
+
+def test_coarse_noise_stops_injecting_below_half_resolution():
+    """``noise_fullres=False`` keeps the noise maps of the N/8, N/4 and N/2 convolutions and drops
+    those at N² (the last upsampled conv and the fullres one): the injections sit exactly where the
+    feature maps are at most N/2 across."""
+    torch.manual_seed(0)
+    coarse = Generator(npix=32, latent_dim=8, channels=16, padding="reflect", fullres=True, noise=True,
+                       noise_fullres=False)
+    x = coarse.project_act(coarse.project(torch.randn(2, 8)).view(-1, 16, 2, 2))
+    sides = []
+    for block in coarse.blocks:
+        x = block(x)
+        sides += [x.shape[-1]] * sum(isinstance(m, NoiseInjection) for m in block)
+    assert sides == [4, 8, 16]
+    assert coarse(torch.randn(2, 8)).shape == (2, 1, 32, 32)
+
 def test_generator_padding_option():
     """``reflect`` keeps a constant map constant up to the edges; ``zeros`` (the paper's) darkens the rim."""
     with pytest.raises(ValueError, match="padding"):

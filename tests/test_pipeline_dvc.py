@@ -83,6 +83,13 @@ def test_tiny_pipeline_through_dvc_repro(tmp_path):
     text = readme.read_text()
     assert "STALE-CASES" not in text and "| Fréchet distance" in text and text.count("| planck_varying |") == 3
     assert (root / "docs" / "figures" / "separation_cases.png").is_file()
+    tuned = root / "metrics" / "tuned.json"
+    tuned.write_text(json.dumps(separation | {"dropout": [0.01, 0.02, 0.03, 0.04]}))
+    readme.write_text(text + "<!-- tuning:start -->\nSTALE-TUNING\n<!-- tuning:end -->\n")
+    _run([sys.executable, "-m", "dustcmb", "report", "--readme", str(readme), "--tuned", str(tuned)], root, env)
+    text = readme.read_text()
+    assert "STALE-TUNING" not in text and "| 0.01, 0.02, 0.03, 0.04 |" in text
+    assert text.count(f"| {separation['ell'][0]:.0f} | ") == 2  # one per-ℓ row in each level's table
 
     shown = _run(dvc + ["metrics", "show"], root, env)
     assert "metrics/gan.json" in shown and "metrics/separation.json" in shown

@@ -153,6 +153,7 @@ class GanConfig:
     gen_padding: str = "reflect"
     gen_noise: bool = True
     gen_fullres: bool = True
+    gen_noise_fullres: bool = True
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32

@@ -72,14 +72,18 @@ def report_command(
     figures: Path = typer.Option(Path("docs/figures"), help="Where the two README figures are copied."),
     cases: Path = typer.Option(None, help="Folder of <case>.json separation metrics: fill the README's sky-case "
                                           "table instead (see README, 'Sky cases')."),
+    tuned: Path = typer.Option(None, help="Separation metrics of a run with tuned dropout rates: fill the README's "
+                                          "tuning table (default rates: --separation-metrics) instead."),
     params: Path = ParamsOption,
 ) -> None:
     """Regenerate the README's results tables and figures from the metrics files."""
-    from dustcmb.evaluation.report import update_cases, update_readme
+    from dustcmb.evaluation.report import update_cases, update_readme, update_tuning
 
     load(params)
     if cases is not None:
         section = update_cases(readme, cases, figures)
+    elif tuned is not None:
+        section = update_tuning(readme, separation_metrics, tuned)
     else:
         section = update_readme(readme, gan_metrics, separation_metrics, figures)
     Console(stderr=True).print(f"updated {readme} ({len(section.splitlines())} lines) and {figures}/")

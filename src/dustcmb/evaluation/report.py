@@ -22,6 +22,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 CASES_START, CASES_END = "<!-- cases:start -->", "<!-- cases:end -->"
 ABLATION_START, ABLATION_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
 TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->"
+TUNING_START, TUNING_END = "<!-- tuning:start -->", "<!-- tuning:end -->"
 CASES_FIGURE = "separation_cases.png"
 FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/samples.png": "gan_samples.png",
            "plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png"}
@@ -169,6 +170,53 @@ def update_cases(readme: Path, cases_dir: Path, figures_dir: Path) -> str:
     fig.savefig(figures_dir / CASES_FIGURE, dpi=110)
     plt.close(fig)
     replace_section(readme, CASES_START, CASES_END, section)
+    return section
+
+
+def _rates(metrics: dict) -> str:
+    return ", ".join(f"{r:.3g}" for r in metrics["dropout"]) if "dropout" in metrics else "–"
+
+
+def tuning_markdown(default: dict, tuned: dict) -> str:
+    """The default and tuned dropout rates side by side on the same test maps: a summary table, then
+    coverage per ℓ bin at 68 % and 95 %, raw (the passes' quantiles) and calibrated (variance model)."""
+    runs = {"default rates": default, "tuned rates": tuned}
+    if default["ell"] != tuned["ell"] or default["n_test"] != tuned["n_test"]:
+        raise InputError("the default and tuned metrics come from different test sets or ℓ bins; "
+                         "evaluate both runs on the same `data/separation`")
+    if not all("calibration_error_68" in m.get("calibrated", {}) for m in runs.values()):
+        raise InputError("a metrics file has no calibrated section (no calibration maps); "
+                         "raise separation.calibration_maps and evaluate again")
+    rows = [("`separation.dropout` (outermost → innermost)", lambda m: _rates(m)),
+            ("calibration error 68 % / 95 %, raw", lambda m: _errors(m)),
+            ("calibration error 68 % / 95 %, calibrated (target ≤ 0.02)", lambda m: _errors(m["calibrated"])),
+            ("calibrated coverage per ℓ, 68 % (target 0.65–0.71)",
+             lambda m: _span(m["calibrated"]["coverage_68_per_ell"])),
+            ("calibrated coverage per ℓ, 95 % (target 0.93–0.97)",
+             lambda m: _span(m["calibrated"]["coverage_95_per_ell"])),
+            ("variance-model shares at 68 %: leakage / MC",
+             lambda m: f"{m['calibrated']['leak_share_68']:.2f} / {m['calibrated']['mc_share_68']:.2f}"),
+            ("map RMSE [µK_CMB]", lambda m: f"{m['map_rmse_uK']:.3g}"),
+            ("mean per-pixel MC standard deviation [µK_CMB]", lambda m: f"{m['mean_pixel_std_uK']:.3g}")]
+    lines = [f"{default['n_test']} test maps, {default['mc_passes']} MC-dropout passes, instrument "
+             f"`{default['instrument']}`; calibrated on {default.get('n_calibration', 0)} validation items.", "",
+             "| | " + " | ".join(runs) + " |", "|---|---|---|"]
+    lines += [f"| {label} | " + " | ".join(value(m) for m in runs.values()) + " |" for label, value in rows]
+    for level in ("68", "95"):
+        lines += ["", f"**coverage of the {level} % interval per ℓ bin**", "",
+                  "| ℓ | default, raw | default, calibrated | tuned, raw | tuned, calibrated |",
+                  "|---|---|---|---|---|"]
+        key = f"coverage_{level}_per_ell"
+        columns = [section[key] for m in runs.values() for section in (m, m["calibrated"])]
+        lines += [f"| {ell:.0f} | " + " | ".join(f"{c[i]:.2f}" for c in columns) + " |"
+                  for i, ell in enumerate(default["ell"])]
+    return "\n".join(lines)
+
+
+def update_tuning(readme: Path, default_path: Path, tuned_path: Path) -> str:
+    """Replace the README's tuning section with :func:`tuning_markdown` of two separation metrics files."""
+    section = tuning_markdown(_load(default_path), _load(tuned_path))
+    replace_section(readme, TUNING_START, TUNING_END, section)
     return section
 
 

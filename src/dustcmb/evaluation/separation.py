@@ -259,6 +259,7 @@ def metrics_from(data: dict, params: Params, n_pixels: int, fitted: Calibration 
 
     baselines = {b: scores(b) for b in BASELINES}
     return {"n_test": int(len(cl_true)), "mc_passes": params.separation.mc_passes,
+            "dropout": list(params.separation.dropout),
             "instrument": params.simulation.instrument, "ell": ell.tolist(),
             "coverage_68": float(cov68.mean()), "coverage_95": float(cov95.mean()),
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),

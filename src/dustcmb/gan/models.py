@@ -94,7 +94,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
-                 noise: bool = False, fullres: bool = False) -> None:
+                 noise: bool = False, fullres: bool = False, noise_fullres: bool = True) -> None:
         super().__init__()
         _check_npix(npix)
         if channels % 8:
@@ -102,7 +102,7 @@ class Generator(nn.Module):
         if padding not in PADDINGS:
             raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
         self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
-        self.noise, self.fullres = noise, fullres
+        self.noise, self.fullres, self.noise_fullres = noise, fullres, noise_fullres
         self.base = npix // 2**UPSAMPLINGS
         self.project = nn.Linear(latent_dim, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
@@ -114,7 +114,8 @@ class Generator(nn.Module):
             upsample = [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if i < UPSAMPLINGS else []
             layers = [*upsample, conv(c_in, c_out)]
             if i < len(widths) - 2:
-                layers += [NoiseInjection(c_out)] if noise else []
+                at_fullres = i >= UPSAMPLINGS - 1
+                layers += [NoiseInjection(c_out)] if noise and (noise_fullres or not at_fullres) else []
                 layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.Sequential(*blocks)

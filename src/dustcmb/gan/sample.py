@@ -38,8 +38,9 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
     """The trained generator (eval mode, on ``device``) and its ``config.json``.
 
     The config holds ``npix``, ``size_deg``, ``latent_dim``, ``gen_channels``, ``gen_padding`` (absent
-    from models trained before it existed, which used zero padding), ``gen_noise`` and ``gen_fullres`` (absent: off)
-    and the normalisation ``log_min``/``log_max`` that maps unit-domain outputs back to MJy/sr.
+    from models trained before it existed, which used zero padding), ``gen_noise`` and ``gen_fullres``
+    (absent: off), ``gen_noise_fullres`` (absent: on) and the normalisation ``log_min``/``log_max`` that
+    maps unit-domain outputs back to MJy/sr.
     """
     config_path, weights_path = model_dir / "config.json", model_dir / "generator.pt"
     for path in (config_path, weights_path):
@@ -48,7 +49,7 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
     config = json.loads(config_path.read_text())
     generator = Generator(config["npix"], config["latent_dim"], config["gen_channels"],
                           config.get("gen_padding", "zeros"), config.get("gen_noise", False),
-                          config.get("gen_fullres", False))
+                          config.get("gen_fullres", False), config.get("gen_noise_fullres", True))
     generator.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return generator.to(device).eval(), config
 
