@@ -259,7 +259,6 @@ def metrics_from(data: dict, params: Params, n_pixels: int, fitted: Calibration 
 
     baselines = {b: scores(b) for b in BASELINES}
     return {"n_test": int(len(cl_true)), "mc_passes": params.separation.mc_passes,
-            "dropout": list(params.separation.dropout),
             "instrument": params.simulation.instrument, "ell": ell.tolist(),
             "coverage_68": float(cov68.mean()), "coverage_95": float(cov95.mean()),
             "coverage_68_per_ell": cov68.tolist(), "coverage_95_per_ell": cov95.tolist(),
@@ -316,7 +315,8 @@ def evaluate(params: Params, data_dir: Path, model_dir: Path, metrics_path: Path
     torch.manual_seed(params.seed)  # test masks independent of how many calibration maps came first
     data = collect(model, test, params)
     metrics = metrics_from(data, params, len(test) * params.patches.npix**2, fitted)
-    metrics |= {"n_calibration": int(max(spare, 0)), "calibration_first_val_item": int(start)}
+    metrics |= {"n_calibration": int(max(spare, 0)), "calibration_first_val_item": int(start),
+                "dropout": list(model.dropout)}
     manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
     metrics |= {"n_test_dust_maps": int(test.source_index.size), "realisations_per_map": test.realisations,
                 "split_scheme": manifest["split_scheme"], "is_held_out": manifest["held_out"]}
