@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict] = {
     "fullres_noise_long": {**FULLRES, **NOISE, "steps": 1600},  # twice the quick profile's main steps
     "fullres_noise_directions": {**FULLRES, **NOISE, **DIRECTIONS},
     "fullres_noise_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION},
-    # the same with noise maps only up to npix/2 (full-resolution noise is suspected of the hatching)
+    # the same with noise maps only up to npix/2 (tests whether full-resolution noise makes the hatching: it does not)
     "coarse_noise_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "gen_noise_fullres": False},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},

@@ -187,8 +187,8 @@ def tuning_markdown(default: dict, tuned: dict) -> str:
     if not all("calibration_error_68" in m.get("calibrated", {}) for m in runs.values()):
         raise InputError("a metrics file has no calibrated section (no calibration maps); "
                          "raise separation.calibration_maps and evaluate again")
-    rows = [("`separation.dropout` (outermost → innermost)", lambda m: _rates(m)),
-            ("calibration error 68 % / 95 %, raw", lambda m: _errors(m)),
+    rows = [("`separation.dropout` (outermost → innermost)", _rates),
+            ("calibration error 68 % / 95 %, raw", _errors),
             ("calibration error 68 % / 95 %, calibrated (target ≤ 0.02)", lambda m: _errors(m["calibrated"])),
             ("calibrated coverage per ℓ, 68 % (target 0.65–0.71)",
              lambda m: _span(m["calibrated"]["coverage_68_per_ell"])),
