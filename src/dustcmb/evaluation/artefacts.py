@@ -1,14 +1,19 @@
 """Artefact statistics of square maps: diagonal streaks (power anisotropy) and frames (border strips).
 
 Both are per-map rows, so the evaluation bootstraps their set means like every other statistic
-(docs/science.md#generator-statistics). Both are invariant under the 8 rotations and flips of a map,
-which the GAN's training augmentation makes equivalent.
+(docs/science.md#generator-statistics). The border statistic is invariant under the 8 rotations and
+flips of a map; the anisotropy wedges are permuted by them, so a statistically isotropic set (the
+real sky, or any set in random orientations) reads the same in the two axis wedges and in the two
+diagonal ones.
 
 * :func:`anisotropy`: in a few bands of the reported rings of :mod:`dustcmb.stats.power`, the power
-  in wedges around the axes (``k_x ≈ 0`` or ``k_y ≈ 0``) and around the diagonals, over the power an
-  isotropic map with the same ring spectrum would put there. A streak along a direction puts power
-  at right angles to it in ``k``, so diagonal streaks raise the diagonal wedges and streaks along
-  rows or columns the axis wedges. The modes are the estimator's own prewhitened, windowed ones.
+  in four wedges, around the ``k_x`` axis, the ``k_y`` axis, the diagonal ``k_x = k_y`` and the
+  anti-diagonal ``k_x = −k_y``, over the power an isotropic map with the same ring spectrum would put
+  there. A streak along a direction puts power at right angles to it in ``k``, so streaks along
+  rows raise the ``k_y`` wedge and streaks leaning one way the diagonal or the anti-diagonal one.
+  The two axes and the two diagonals are kept apart: a generator whose maps all lean the same way
+  would read as isotropic if they were lumped. The modes are the estimator's own prewhitened,
+  windowed ones.
 * :func:`border_contrast`: in strips at depths 0, 1, 2–3 and 4–7 px from the edge, the rms gradient
   over that of the interior (≥ 8 px in) and the mean level minus the interior's. It works on the
   pixels: the spectrum's window tapers the borders away.
@@ -21,11 +26,12 @@ import functools
 
 import numpy as np
 
-from dustcmb.stats.power import mode_group_power, reported_rings, wedge_kinds
+from dustcmb.stats.power import mode_group_power, reported_rings, wedge_halves, wedge_kinds
 
 N_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported rings
 WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a third of the modes each
-WEDGES = ("axes", "diagonals")
+WEDGES = ("k_x axis", "k_y axis", "diagonal k_x = k_y", "anti-diagonal k_x = −k_y")
+GROUPS = len(WEDGES) + 1  # mode groups per ring: the wedges, then the modes between them
 BORDER_DEPTHS_PX = (1, 2, 4, 8)  # outer limit of each strip [px]; the interior lies beyond the last
 BORDER_CHUNK_PIXELS = 2**22  # map pixels per chunk of border_contrast (64 maps of 256², ~32 MB each copy)
 
@@ -49,8 +55,8 @@ class _WedgeLayout:
     Attributes
     ----------
     labels : numpy.ndarray [N, N]
-        Group ``3 (ring − first ring) + kind`` of each full-plane mode (kind 0 axes, 1 diagonals,
-        2 between), −1 outside the reported rings: the input of
+        Group ``GROUPS (ring − first ring) + wedge`` of each full-plane mode (wedge as in ``WEDGES``,
+        ``GROUPS − 1`` between them), −1 outside the reported rings: the input of
         :func:`dustcmb.stats.power.mode_group_power`.
     ring_mean : numpy.ndarray [n_groups, n_rings]
         Averages the group powers of each ring (mode count / ring count): the ring spectrum.
@@ -59,7 +65,7 @@ class _WedgeLayout:
         between the rings' mean radii, extrapolated beyond the first and last.
     group_mean : numpy.ndarray [n_radii, n_groups]
         Averages over each group's modes of a function of ``|k|``.
-    wedge_sum : numpy.ndarray [n_groups, n_bands · 2]
+    wedge_sum : numpy.ndarray [n_groups, n_bands · len(WEDGES)]
         Mode counts of the groups in each (band, wedge) bin: sums group means over the bin's modes.
     """
 
@@ -72,26 +78,28 @@ class _WedgeLayout:
 
 @functools.lru_cache(maxsize=8)
 def _wedge_layout(npix: int) -> _WedgeLayout:
-    """The :class:`_WedgeLayout` of ``npix`` × ``npix`` maps (folded by the 8 symmetries of the grid)."""
+    """The :class:`_WedgeLayout` of ``npix`` × ``npix`` maps."""
     k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
     k2 = (k[:, None] ** 2 + k[None, :] ** 2).astype(np.int64)
     ring, rings = np.rint(np.sqrt(k2)).astype(np.int64), reported_rings(npix)
     kind = wedge_kinds(npix, WEDGE_HALF_WIDTH_DEG)
+    wedge = np.where(kind < 2, 2 * kind + wedge_halves(npix), GROUPS - 1)
     keep = (ring >= rings[0]) & (ring <= rings[-1])
-    labels = np.where(keep, 3 * (ring - rings[0]) + kind, -1)
+    labels = np.where(keep, GROUPS * (ring - rings[0]) + wedge, -1)
     radii, at_radius = np.unique(k2[keep], return_inverse=True)
-    members = np.zeros((3 * rings.size, radii.size))  # modes of each group at each radius
+    members = np.zeros((GROUPS * rings.size, radii.size))  # modes of each group at each radius
     np.add.at(members, (labels[keep], at_radius), 1.0)
     counts = members.sum(1)
-    group_ring, group_kind = np.divmod(np.arange(counts.size), 3)
+    group_ring, group_kind = np.divmod(np.arange(counts.size), GROUPS)
     ring_mean = (group_ring[:, None] == np.arange(rings.size)) * counts[:, None]
     ring_mean /= ring_mean.sum(0)
     group_mean = (members / counts[:, None]).T
     mean_radius = (np.sqrt(radii) @ group_mean) @ ring_mean
-    bin_index = 2 * np.searchsorted(anisotropy_bands(npix)[:, 1], rings[group_ring]) + group_kind
-    wedge_sum = (bin_index[:, None] == np.arange(2 * anisotropy_bands(npix).shape[0])) * counts[:, None]
+    n_wedges = len(WEDGES)
+    bin_index = n_wedges * np.searchsorted(anisotropy_bands(npix)[:, 1], rings[group_ring]) + group_kind
+    wedge_sum = (bin_index[:, None] == np.arange(n_wedges * anisotropy_bands(npix).shape[0])) * counts[:, None]
     return _WedgeLayout(labels, ring_mean, _log_interpolation(mean_radius, np.sqrt(radii)), group_mean,
-                        wedge_sum * (group_kind < 2)[:, None])
+                        wedge_sum * (group_kind < n_wedges)[:, None])
 
 
 def _log_interpolation(nodes: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -105,7 +113,7 @@ def _log_interpolation(nodes: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def anisotropy(maps: np.ndarray, size_deg: float) -> np.ndarray:
-    """Power in the axis and diagonal wedges of each band over the isotropic expectation.
+    """Power in the two axis and the two diagonal wedges of each band over the isotropic expectation.
 
     The isotropic expectation of a mode is the map's own ring spectrum interpolated (log–log) at the
     mode's ``|k|``: the wedges of a band hold modes of different radii on the pixel grid (the
@@ -121,16 +129,29 @@ def anisotropy(maps: np.ndarray, size_deg: float) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray [..., n_bands, 2]
-        ``Σ_wedge C(k) / Σ_wedge C_iso(|k|)`` for the axis (0) and diagonal (1) wedge of each band
-        of :func:`anisotropy_bands`; 1 for an isotropic field.
+    numpy.ndarray [..., n_bands, len(WEDGES)]
+        ``Σ_wedge C(k) / Σ_wedge C_iso(|k|)`` for each wedge of ``WEDGES`` in each band of
+        :func:`anisotropy_bands`; 1 for an isotropic field.
     """
     layout = _wedge_layout(maps.shape[-1])
     groups = mode_group_power(maps, size_deg, layout.labels)
     log_ring = np.log(np.maximum(groups @ layout.ring_mean, np.finfo(float).tiny))
     isotropic = np.exp(log_ring @ layout.interpolation) @ layout.group_mean
     ratio = (groups @ layout.wedge_sum) / np.maximum(isotropic @ layout.wedge_sum, np.finfo(float).tiny)
-    return ratio.reshape(*ratio.shape[:-1], -1, 2)
+    return ratio.reshape(*ratio.shape[:-1], -1, len(WEDGES))
+
+
+def isotropic_average(rows: np.ndarray) -> np.ndarray:
+    """:func:`anisotropy` rows [..., n_bands, 4] averaged over the 8 rotations and flips of each map.
+
+    The symmetries only permute the wedges (a transpose swaps the two axes, exactly; a flip the two
+    diagonals, to ~1 %, since an even grid has no centre pixel), so the average puts the mean of the
+    two axis wedges in both and the mean of the two diagonal ones in both: what the set would read
+    in random orientations.
+    """
+    axes = rows[..., 0:2].mean(axis=-1, keepdims=True)
+    diagonals = rows[..., 2:4].mean(axis=-1, keepdims=True)
+    return np.concatenate([axes, axes, diagonals, diagonals], axis=-1)
 
 
 @functools.lru_cache(maxsize=8)

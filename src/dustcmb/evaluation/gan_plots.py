@@ -192,7 +192,10 @@ def _artefact_panels(sets: list, figures: dict, key: str, panels: list[tuple[str
                      ticks: list[str], xlabel: str, title: str):
     """One panel per (y label, null value, entries of the flattened statistic): set means per bin, 95 % bands."""
     scores, x = figures["scores"], np.arange(len(ticks))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.8 * rows), layout="constrained", squeeze=False)
+    axes = axes.ravel()
     for ax, (name, null, index) in zip(axes, panels):
         for mapset in sets:
             label = mapset.label
@@ -210,9 +213,9 @@ def _artefact_panels(sets: list, figures: dict, key: str, panels: list[tuple[str
 
 
 def _anisotropy(sets: list, figures: dict):
-    """Power in wedges about the axes and the diagonals over the isotropic expectation, per ℓ band."""
+    """Power in wedges about each axis and each diagonal over the isotropic expectation, per ℓ band."""
     ticks = [f"{low:.0f}–{high:.0f}" for low, high in figures["anisotropy_bands"]]
-    panels = [(f"power within ±{WEDGE_HALF_WIDTH_DEG:g}° of the {wedge} / isotropic expectation", 1.0,
+    panels = [(f"power ±{WEDGE_HALF_WIDTH_DEG:g}° about the {wedge} / isotropic", 1.0,
                slice(k, None, len(WEDGES))) for k, wedge in enumerate(WEDGES)]  # entries [band, wedge]
     return _artefact_panels(sets, figures, "anisotropy", panels, ticks,
                             r"band of multipoles $\ell$ (u maps; streaks raise the wedge at right angles to them)",

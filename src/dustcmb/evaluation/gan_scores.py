@@ -15,7 +15,7 @@ import torch
 
 from dustcmb.config import GanEvalConfig
 from dustcmb.errors import ConfigError
-from dustcmb.evaluation.artefacts import anisotropy, border_contrast
+from dustcmb.evaluation.artefacts import anisotropy, border_contrast, isotropic_average
 from dustcmb.seeding import Stream, derived_seed
 from dustcmb.stats import (
     histogram_counts,
@@ -48,8 +48,8 @@ class MapSet:
         Pixel counts per map on ``[-1, 1]``.
     mink : numpy.ndarray [n, 3, n_thresholds]
         V0 [1], V1 [1/px], V2 [1/px²] per map.
-    anisotropy : numpy.ndarray [n, n_bands, 2]
-        Axis and diagonal wedge power over the isotropic expectation per band [1]
+    anisotropy : numpy.ndarray [n, n_bands, 4]
+        Power in the two axis and two diagonal wedges over the isotropic expectation per band [1]
         (:func:`dustcmb.evaluation.artefacts.anisotropy`), unit domain.
     border : numpy.ndarray [n, 2, n_strips]
         Border-strip gradient rms ratio [1] and level offset [u]
@@ -76,18 +76,23 @@ def thresholds(cfg: GanEvalConfig) -> np.ndarray:
 
 
 def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg: float,
-            cfg: GanEvalConfig, groups: np.ndarray | None = None) -> MapSet:
+            cfg: GanEvalConfig, groups: np.ndarray | None = None, isotropise: bool = False) -> MapSet:
     """Per-map statistics of one set (pixel histograms, spectra, Minkowski functionals, artefacts).
 
     Unit-domain values outside [-1, 1] (baseline tails, held-out sky beyond the training range) are
-    clipped to it, so they land in the edge bins and above/below every threshold.
+    clipped to it, so they land in the edge bins and above/below every threshold. With ``isotropise``
+    the anisotropy rows are those of the set in all 8 rotations and flips
+    (:func:`~dustcmb.evaluation.artefacts.isotropic_average`): for sky patches, which the GAN learns in
+    random orientations, so that the sky's own preferred directions are not asked of it.
     """
     unit = np.clip(unit, *UNIT_RANGE)
     _, cl = power_spectrum(mjysr, size_deg)
     v0, v1, v2 = minkowski(unit, thresholds(cfg), progress=True)
     groups = np.arange(len(unit)) if groups is None else np.asarray(groups)
+    wedges = anisotropy(unit, size_deg)
+    wedges = isotropic_average(wedges) if isotropise else wedges
     return MapSet(name, label, unit, cl, histogram_counts(unit, cfg.hist_bins, UNIT_RANGE),
-                  np.stack([v0, v1, v2], axis=1), anisotropy(unit, size_deg), border_contrast(unit), groups)
+                  np.stack([v0, v1, v2], axis=1), wedges, border_contrast(unit), groups)
 
 
 def subset(mapset: MapSet, rows: np.ndarray) -> MapSet:
@@ -107,7 +112,7 @@ def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
     -------
     dict of BootstrapResult
         ``pdf`` [hist_bins] (pixel density per unit of u), ``log_cl`` [n_bins], ``v0``, ``v1``, ``v2``
-        [n_thresholds], ``anisotropy`` [n_bands · 2] and ``border`` [2 · n_strips] (flattened).
+        [n_thresholds], ``anisotropy`` [n_bands · 4] and ``border`` [2 · n_strips] (flattened).
     """
     npix_map = mapset.unit.shape[-1] * mapset.unit.shape[-2]
     density = mapset.hist / (npix_map * (UNIT_RANGE[1] - UNIT_RANGE[0]) / cfg.hist_bins)

@@ -66,6 +66,18 @@ def wedge_kinds(npix: int, half_width_deg: float) -> np.ndarray:
                     np.where(np.abs(angle - 45.0) <= half_width_deg, 1, 2))
 
 
+def wedge_halves(npix: int) -> np.ndarray:
+    """Which half of its wedge of :func:`wedge_kinds` every full-plane mode lies in, as int [N, N]:
+    near the axes 0 for ``|k_y| <= |k_x|`` (the ``k_x`` axis) and 1 for the ``k_y`` axis; elsewhere 0
+    for ``k_x k_y >= 0`` (the diagonal ``k_x = k_y``) and 1 for the anti-diagonal. A mode and its
+    conjugate ``−k`` share their half.
+    """
+    k = np.fft.fftfreq(npix, 1.0 / npix)
+    ky, kx = k[:, None], k[None, :]
+    axes = wedge_kinds(npix, 45.0 / 2) == 0  # nearer an axis than a diagonal
+    return np.where(axes, np.abs(ky) > np.abs(kx), kx * ky < 0).astype(int)
+
+
 def n_bins(npix: int) -> int:
     """Number of multipole bins :func:`power_spectrum` returns for ``npix``-pixel maps."""
     return reported_rings(npix).size
