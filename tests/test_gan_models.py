@@ -14,6 +14,7 @@ from dustcmb.gan.models import (
     NoiseInjection,
     PowerDiscriminator,
     log_anisotropy,
+    log_handedness,
     shared_noise,
 )
 from dustcmb.gan.step import NETS, augment, build, train_step
@@ -142,6 +143,38 @@ def test_log_anisotropy_reads_zero_for_white_noise_and_sees_row_streaks():
     streaks = noise + torch.randn(400, 32, 1, dtype=torch.float64, generator=rng).expand(-1, -1, 32)
     assert torch.all(log_anisotropy(streaks, 20.0).mean(0) > 0.5)
     assert torch.allclose(log_anisotropy(streaks.transpose(-1, -2), 20.0), log_anisotropy(streaks, 20.0))
+
+
+def test_log_handedness_reads_zero_for_white_noise_and_sees_one_diagonal():
+    """White noise: both rows within 4 standard errors of 0 in every ring (400 maps). A field constant
+    along the diagonals i + j = c (streaks leaning one way) puts its power at k_x = k_y, in the
+    diagonal half: every ring's diagonal row reads > 0.5, while :func:`log_anisotropy` would read the
+    same for streaks along either diagonal. A transpose negates the axis row exactly (float64 rounding,
+    asserted 1e-9); a left-right flip negates the diagonal row's set mean up to the grid's own
+    asymmetry (an even grid has no centre pixel: measured 0.013 against a mean of 1.0–2.7, asserted
+    0.05)."""
+    rng = torch.Generator().manual_seed(2)
+    noise = torch.randn(400, 32, 32, dtype=torch.float64, generator=rng)
+    white = log_handedness(noise, 20.0)
+    assert white.shape == (400, 2, n_bins(32))
+    assert torch.all(white.mean(0).abs() < 4 * white.std(0) / 400**0.5)
+    i, j = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    lines = torch.randn(400, 63, dtype=torch.float64, generator=rng)[:, i + j]
+    handed = log_handedness(noise + lines, 20.0)
+    assert torch.all(handed[:, 1].mean(0).abs() > 0.5), handed[:, 1].mean(0)
+    flipped = log_handedness((noise + lines).flip(-1), 20.0)[:, 1].mean(0)
+    torch.testing.assert_close(flipped, -handed[:, 1].mean(0), atol=0.05, rtol=0)
+    torch.testing.assert_close(log_handedness(noise.transpose(-1, -2), 20.0)[:, 0], -white[:, 0], atol=1e-9, rtol=0)
+    lumped = [log_anisotropy(m, 20.0).mean(0) for m in (noise + lines, (noise + lines).flip(-1))]
+    torch.testing.assert_close(*lumped, atol=0.05, rtol=0)
+
+
+def test_handed_power_discriminator_takes_two_more_channels():
+    mean = torch.ones(n_bins(32))
+    handed = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, mean_log_anisotropy=mean * 0,
+                                handed=True)
+    assert handed.features[0].in_channels == 4
+    assert handed(torch.rand(3, 1, 32, 32) * 2 - 1).shape == (3,)
 
 
 def test_directional_power_discriminator_takes_the_anisotropy_channel():

@@ -137,8 +137,8 @@ class PatchConfig:
 
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
-                "spectral_norm": False, "power_directions": False, "selection": "d_F", "gen_noise": False,
-                "gen_fullres": False}
+                "spectral_norm": False, "power_directions": False, "power_handedness": False, "selection": "d_F",
+                "gen_noise": False, "gen_fullres": False}
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,7 @@ class GanConfig:
     minibatch_std: bool = False
     spectral_norm: bool = False
     power_directions: bool = True
+    power_handedness: bool = True
     selection: str = "d_F+minkowski"
 
     def __post_init__(self) -> None:
@@ -268,7 +269,7 @@ class SimulationConfig:
     instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64
-    held_out_realisations: int = 6
+    held_out_realisations: int = 12
 
     def __post_init__(self) -> None:
         _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
@@ -322,7 +323,7 @@ class SeparationConfig:
     workers: int = 0
     mc_passes: int = 100
     mc_batch: int = 200
-    calibration_maps: int = 384
+    calibration_maps: int = 1036
     prior: str = "cilc"
     input_norm: str = "per_map"
 

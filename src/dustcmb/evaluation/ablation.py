@@ -46,6 +46,9 @@ VARIANTS: dict[str, dict] = {
     "fullres_noise_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION},
     # the same with noise maps only up to npix/2 (tests whether full-resolution noise makes the hatching: it does not)
     "coarse_noise_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "gen_noise_fullres": False},
+    # the same with ln(P_x/P_y) and ln(P_diagonal/P_antidiagonal) per ring in the power discriminator too: the
+    # default's maps all lean along one diagonal (power at kx·ky > 0 half that at kx·ky < 0), which it cannot see
+    "handed_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_kinds
+from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_halves, wedge_kinds
 
 BN_MOMENTUM = 0.1
 LEAKY_SLOPE = 0.2
@@ -197,6 +197,39 @@ def log_anisotropy(maps: torch.Tensor, size_deg: float) -> torch.Tensor:
     return torch.log(axes / diagonals)
 
 
+@functools.lru_cache(maxsize=8)
+def _handed_labels(npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mode groups ``4 (ring − first) + 2 kind + half`` of the reported rings, −1 elsewhere: each wedge of
+    :func:`_direction_labels` split in its two halves (:func:`~dustcmb.stats.power.wedge_halves`), and
+    which rings have modes in both halves of both wedges."""
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    ring, rings = np.rint(np.hypot(k[:, None], k[None, :])).astype(int), reported_rings(npix)
+    kind, half = wedge_kinds(npix, DIRECTION_HALF_WIDTH_DEG), wedge_halves(npix)
+    keep = (ring >= rings[0]) & (ring <= rings[-1]) & (kind < 2)
+    labels = np.where(keep, 4 * (ring - rings[0]) + 2 * kind + half, -1)
+    present = (np.bincount(labels[keep], minlength=4 * rings.size) > 0).reshape(rings.size, 4)
+    return labels, present.all(axis=1)
+
+
+def log_handedness(maps: torch.Tensor, size_deg: float) -> torch.Tensor:
+    """``ln(P_x / P_y)`` and ``ln(P_diagonal / P_antidiagonal)`` per reported ring, [..., 2, n_bins(N)].
+
+    :func:`log_anisotropy` lumps the two axes and the two diagonals, so a generator whose maps all
+    lean along one diagonal reads as isotropic there. The real maps are trained on in random
+    rotations and flips, whose set reads 0 on both rows; a generator that prefers one orientation
+    does not. 0 where a ring lacks modes in a half. Differentiable (torch in, torch out).
+    """
+    labels, complete = _handed_labels(maps.shape[-1])
+    groups = mode_group_power(maps, size_deg, labels)
+    complete = torch.as_tensor(complete, device=maps.device)
+    rows = []
+    for first in (0, 2):
+        a, b = (torch.where(complete, groups[..., first + h::4], torch.ones_like(groups[..., first + h::4]))
+                for h in (0, 1))
+        rows.append(torch.log(a / b))
+    return torch.stack(rows, dim=-2)
+
+
 class PowerDiscriminator(nn.Module):
     """Map ``[B, 1, N, N]`` -> logit judged on its fractional power spectrum ``C_ℓ / C̄_ℓ^real - 1``.
 
@@ -221,10 +254,13 @@ class PowerDiscriminator(nn.Module):
         channel holds each map's ``log_anisotropy`` minus this mean, so power that a generator puts
         along the pixel axes or diagonals (streaks) is something it can see and punish. The ring
         spectrum alone averages directions away.
+    handed : bool
+        Two more input channels hold each map's :func:`log_handedness` (whose mean over the
+        augmented real set is 0), so a preferred orientation is visible too.
     """
 
     def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor,
-                 mean_log_anisotropy: torch.Tensor | None = None) -> None:
+                 mean_log_anisotropy: torch.Tensor | None = None, handed: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         bins = n_bins(npix)
@@ -237,7 +273,8 @@ class PowerDiscriminator(nn.Module):
             if mean_log_anisotropy.shape != (bins,):
                 raise ValueError(f"mean_log_anisotropy must be a vector of {bins} bins")
             self.register_buffer("mean_log_anisotropy", mean_log_anisotropy.detach().clone().float())
-        widths = [1 + self.directional, width, 2 * width, 4 * width]
+        self.handed = handed
+        widths = [1 + self.directional + 2 * handed, width, 2 * width, 4 * width]
         kernels, paddings = (5, 2, 2), (2, 0, 0)
         layers: list[nn.Module] = []
         length = bins
@@ -259,4 +296,6 @@ class PowerDiscriminator(nn.Module):
         x = self.fractional_spectrum(maps)
         if self.directional:
             x = torch.cat([x, log_anisotropy(maps, self.size_deg) - self.mean_log_anisotropy], dim=1)
+        if self.handed:
+            x = torch.cat([x, log_handedness(maps[:, 0], self.size_deg)], dim=1)
         return self.head(self.features(x).flatten(1)).squeeze(1)

@@ -73,7 +73,8 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise,
                                    cfg.gen_fullres, cfg.gen_noise_fullres),
             "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
-            "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions)}
+            "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions,
+                                             cfg.power_handedness)}
     nets = {name: net.to(device) for name, net in nets.items()}
     opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
                                    betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}
