@@ -53,7 +53,7 @@ from dustcmb.gan.sample import generate_unit, load_generator
 from dustcmb.patches import split
 from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
-from dustcmb.seeding import Stream, derived_seed, torch_rng
+from dustcmb.seeding import Stream, derived_seed, seed_everything, torch_rng
 from dustcmb.stats import (
     ell_bins,
     power_spectrum,
@@ -125,6 +125,7 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     real_unit = to_unit(real_mjysr, log_min, log_max)
     rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
+    seed_everything(seed)  # the generator's noise maps draw from the global generator
     gen_unit = generate_unit(generator, z, params.gan.sample_batch)
     base_rng = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_BASELINES))
     candidates = [("real", "real patches", real_unit, real_mjysr),
