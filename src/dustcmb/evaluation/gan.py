@@ -134,7 +134,7 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
                    *gaussian_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng)),
                   ("baseline_lognormal", BASELINES["baseline_lognormal"],
                    *lognormal_baseline(real_unit, size_deg, cfg.baseline_pad, log_min, log_max, base_rng))]
-    sets = [measure(*c, size_deg, cfg, *((blocks[train], True) if c[0] == "real" else ()))
+    sets = [measure(*c, size_deg, cfg, blocks[train] if c[0] == "real" else None, isotropise=c[0] == "real")
             for c in tqdm(candidates, desc="statistics", unit="set")]
     held_out = measure("held_out", "held-out patches", to_unit(held_mjysr, log_min, log_max), held_mjysr,
                        size_deg, cfg, blocks[held], isotropise=True)
