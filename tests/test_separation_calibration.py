@@ -107,3 +107,27 @@ def test_variance_model_separates_noise_from_leakage_and_carries_to_brighter_sky
                 new[1], width(new[2], new[3]), factors))
         np.testing.assert_allclose(covered["model"], nominal, atol=3 * sigma * (n_fit**-0.5 + n_new**-0.5))
         assert covered["leak"].min() > nominal + 0.03 and covered["constant"].max() < nominal - 0.2
+
+
+def test_brightness_groups_expose_coverage_that_cancels_across_maps():
+    """Groups are the calibration maps' brightness quartiles and a fifth group beyond the brightest
+    (exact on 1…100: edges 25.75, 50.5, 75.25, 100). Faint maps whose widths are twice too narrow
+    and bright maps whose widths are twice too wide can average to near-nominal coverage; the groups
+    read the exact Gaussian coverages of ±0.5σ and ±2σ, 0.383 and 0.954 (to 0.02: 4000 maps each)."""
+    reference = np.arange(1.0, 101.0)
+    np.testing.assert_allclose(calibration.group_edges(reference), [25.75, 50.5, 75.25, 100.0])
+    groups = calibration.brightness_groups(np.array([1.0, 25.75, 26.0, 75.3, 100.0, 100.1]), reference)
+    assert groups.tolist() == [0, 0, 1, 3, 3, 4]
+    np.testing.assert_allclose(calibration.dust_brightness(np.exp([[1.0, 3.0], [2.0, 2.0]])), [2.0, 2.0])
+
+    rng = np.random.default_rng(8)
+    n = 4000
+    truth = np.full((2 * n, N_BINS), 2.0)
+    est = truth * np.exp(0.1 * rng.standard_normal((2 * n, N_BINS)))
+    width = np.concatenate([np.full((n, N_BINS), 0.05), np.full((n, N_BINS), 0.2)])  # true σ is 0.1
+    interval = calibration.calibrated_interval(est, width, np.ones(N_BINS))
+    brightness = np.concatenate([np.full(n, 10.0), np.full(n, 90.0)])
+    by_group = calibration.coverage_by_group(truth, interval, calibration.brightness_groups(brightness, reference), 5)
+    assert by_group[1] is None and by_group[2] is None and by_group[4] is None
+    assert abs(by_group[0] - 0.383) < 0.02 and abs(by_group[3] - 0.954) < 0.02
+    assert abs(calibration.coverage(truth, interval).mean() - (0.383 + 0.954) / 2) < 0.02

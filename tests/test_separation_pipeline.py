@@ -56,6 +56,9 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
     for level in ("68", "95"):
         shares = metrics["calibrated"][f"leak_share_{level}"], metrics["calibrated"][f"mc_share_{level}"]
         assert min(shares) >= 0 and sum(shares) <= 1 + 1e-9
+        by_brightness = metrics["calibrated"]["by_brightness"]
+        assert sum(by_brightness["n"]) == metrics["n_test"] and len(by_brightness[f"coverage_{level}"]) == 5
+        assert all(c is None or 0 <= c <= 1 for c in by_brightness[f"coverage_{level}"])
     assert 0 <= metrics["pixel_coverage_68"] <= 1
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
     assert metrics["coverage_68"] == pytest.approx(np.mean(metrics["coverage_68_per_ell"]))

@@ -35,6 +35,10 @@ def _span(per_ell) -> str:
     return f"{min(per_ell):.2f}–{max(per_ell):.2f}"
 
 
+def _groups(coverages) -> str:
+    return " / ".join("–" if c is None else f"{c:.2f}" for c in coverages)
+
+
 def _errors(section: dict) -> str:
     return f"{section['calibration_error_68']:.3f} / {section['calibration_error_95']:.3f}"
 
@@ -63,6 +67,10 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
      _span),
     ("95 % calibrated coverage, min–max over ℓ bins (target 0.93–0.97)", "calibrated.coverage_95_per_ell",
      _span),
+    ("68 % calibrated coverage by dust brightness: calibration quartiles Q1 / Q2 / Q3 / Q4 / brighter",
+     "calibrated.by_brightness.coverage_68", _groups),
+    ("95 % calibrated coverage, same groups", "calibrated.by_brightness.coverage_95", _groups),
+    ("test maps in those groups", "calibrated.by_brightness.n", lambda n: " / ".join(map(str, n))),
     ("calibration error 68 % / 95 %, MC-dropout width alone", "calibrated_mc", _errors),
     ("calibration error 68 % / 95 %, dust-leakage width alone", "calibrated_leakage", _errors),
     ("pixels within one MC σ of the truth (target 0.68)", "pixel_coverage_68", "{:.3f}"),

@@ -19,8 +19,11 @@ Figures of merit (``metrics/separation.json``):
   centred on the estimate, raw and after per-ℓ conformal factors fitted on validation maps that
   early stopping never scored, with the variance-model width (the reported calibration, with its
   fitted ``leak_share_<level>``/``mc_share_<level>``), the MC-dropout width alone or the dust-leakage
-  width alone (:mod:`dustcmb.separation.calibration`); ``pixel_coverage_68``: pixels within one MC σ
-  of the truth;
+  width alone (:mod:`dustcmb.separation.calibration`); ``calibrated.by_brightness``: the reported
+  calibration's coverage (``coverage_68``, ``coverage_95``: mean over maps and ℓ bins) and map count
+  ``n`` in five groups of dust brightness, the calibration maps' quartiles (``upper_edges``, mean
+  ``ln C_ℓ`` of the dust-dominated channel [ln(µK² sr)]) and a fifth group brighter than any of them;
+  ``pixel_coverage_68``: pixels within one MC σ of the truth;
 - ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
   ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
 - ``spectrum_bias_per_ell``: mean over maps of ``Ĉ_ℓ / C_ℓ − 1``, ``spectrum_bias_err_per_ell`` its
@@ -184,10 +187,12 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
 @dataclasses.dataclass
 class Calibration:
     """Fitted on calibration maps: per level, the :class:`~dustcmb.separation.calibration.VarianceModel`
-    (``models[level]``) and the per-ℓ conformal factors of every width (``factors[section][level]``)."""
+    (``models[level]``), the per-ℓ conformal factors of every width (``factors[section][level]``), and the
+    maps' dust brightness (:func:`~dustcmb.separation.calibration.dust_brightness`) that groups test maps."""
 
     models: dict[str, calibration.VarianceModel]
     factors: dict[str, dict[str, np.ndarray]]
+    brightness: np.ndarray
 
 
 def calibration_widths(data: dict, level: str, dust_channel: int,
@@ -209,6 +214,12 @@ def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: in
     """
     cl_true, cl_est, q = data["cl_true"], data["cl_est"], data["cl_quantiles"]
     out = {"centred": {}, "calibrated": {}, "calibrated_mc": {}, "calibrated_leakage": {}}
+    if fitted is not None:
+        brightness = calibration.dust_brightness(data["cl_channels"][:, dust_channel])
+        groups = calibration.brightness_groups(brightness, fitted.brightness)
+        counts = np.bincount(groups, minlength=calibration.BRIGHTNESS_GROUPS)
+        out["calibrated"]["by_brightness"] = {"upper_edges": calibration.group_edges(fitted.brightness).tolist(),
+                                              "n": counts.tolist()}
     for level in calibration.LEVELS:
         nominal = calibration.LEVELS[level][2]
         centred = calibration.coverage(cl_true, calibration.centred_interval(cl_est, q, level))
@@ -224,6 +235,10 @@ def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: in
             out[name] |= {f"coverage_{level}_per_ell": cover.tolist(),
                           f"calibration_error_{level}": float(np.abs(cover - nominal).mean()),
                           f"factors_{level}_per_ell": factors.tolist()}
+            if name == "calibrated":
+                interval = calibration.calibrated_interval(cl_est, width, factors)
+                out[name]["by_brightness"][f"coverage_{level}"] = calibration.coverage_by_group(
+                    cl_true, interval, groups, calibration.BRIGHTNESS_GROUPS)
     return out
 
 
@@ -239,7 +254,7 @@ def fit_calibration(data: dict, dust_channel: int) -> Calibration:
         for name, width in widths.items():
             factors.setdefault(name, {})[level] = calibration.conformal_factors(
                 data["cl_true"], data["cl_est"], width, level)
-    return Calibration(models, factors)
+    return Calibration(models, factors, calibration.dust_brightness(data["cl_channels"][:, dust_channel]))
 
 
 def dust_channel(params: Params) -> int:

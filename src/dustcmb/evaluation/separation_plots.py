@@ -116,11 +116,13 @@ def cases_figure(cases: dict[str, dict], baselines: dict[str, str]) -> plt.Figur
 
 def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
     """Coverage per ℓ bin of the 68 % / 95 % intervals: raw MC passes, centred on the estimate, calibrated
-    (variance-model width, the reported one, and the MC-dropout and dust-leakage widths alone).
+    (variance-model width, the reported one, and the MC-dropout and dust-leakage widths alone); and, when
+    calibrated, the reported calibration's coverage in groups of dust brightness (``calibrated.by_brightness``).
 
-    Error bars are binomial, ``√(p(1 − p)/n)`` over the ``n`` test maps.
+    Error bars are binomial, ``√(p(1 − p)/n)`` over the ``n`` test maps (of the group).
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    by_brightness = metrics.get("calibrated", {}).get("by_brightness")
+    fig, axes = plt.subplots(1, 3 if by_brightness else 2, figsize=(16 if by_brightness else 11, 4), sharey=True)
     n = metrics["n_test"]
     variants = [("raw (passes' quantiles)", metrics, "C7"), ("centred on the estimate", metrics["centred"], "C0"),
                 ("calibrated: variance model (reported)", metrics.get("calibrated", {}), "C3"),
@@ -137,6 +139,8 @@ def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
         ax.axhline(int(level) / 100, color="k", ls="--", lw=0.8)
         ax.set_xlabel("ℓ")
         ax.set_title(f"{level} % interval")
+    if by_brightness:
+        _brightness_panel(axes[2], by_brightness)
     axes[0].set_ylabel("coverage (fraction of test maps)")
     axes[0].set_ylim(0, 1.02)
     # between the calibrated curves (near 0.95) and the raw ones (below 0.5), clear of both
@@ -144,3 +148,19 @@ def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
     fig.suptitle(f"Spectrum-interval coverage ({metrics['mc_passes']} MC passes, {n} test maps)")
     fig.tight_layout()
     return fig
+
+
+def _brightness_panel(ax, groups: dict) -> None:
+    """Calibrated coverage (mean over ℓ) per dust-brightness group, 68 % and 95 %, with map counts."""
+    counts = np.asarray(groups["n"])
+    labels = ["Q1", "Q2", "Q3", "Q4", "brighter"]
+    x = np.arange(len(counts))
+    for level, color in (("68", "C3"), ("95", "C4")):
+        p = np.array([np.nan if v is None else v for v in groups[f"coverage_{level}"]], dtype=float)
+        err = np.sqrt(p * (1 - p) / np.maximum(counts, 1))
+        ax.errorbar(x, p, yerr=err, color=color, marker="o", ms=4, lw=1, capsize=2, label=f"{level} % calibrated")
+        ax.axhline(int(level) / 100, color="k", ls="--", lw=0.8)
+    ax.set_xticks(x, [f"{name}\nn={c}" for name, c in zip(labels, counts)], fontsize=8)
+    ax.set_xlabel("dust brightness: quartiles of the calibration maps, and beyond them")
+    ax.set_title("calibrated coverage by dust brightness")
+    ax.legend(fontsize=8, loc="lower left")

@@ -27,6 +27,12 @@ Neither width alone describes the error: instrument noise and the CMB's own scat
 the dust, leaked dust does, and the network's correction is what MC dropout sees. The reported
 calibration therefore uses a :class:`VarianceModel` that mixes the three, with shares fitted by
 likelihood on the calibration maps (:func:`fit_variance_model`) before the conformal factors are.
+
+A coverage averaged over the test maps can still hide maps that are covered too often next to maps
+that are covered too rarely. :func:`brightness_groups` sorts maps by the brightness of their
+dust-dominated channel into the quartiles of the calibration maps' brightness, plus a fifth group
+brighter than any calibration map, where the widths are extrapolated; coverage per group shows
+whether the calibration holds across the sky's range of dust brightness.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LEVELS = {"68": (1, 3, 0.68), "95": (0, 4, 0.95)}  # name: (index of the low and high quantile, level)
+BRIGHTNESS_GROUPS = 5  # of brightness_groups: the calibration maps' quartiles, and brighter than all of them
 
 
 def centred_interval(cl_est: np.ndarray, cl_quantiles: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +72,32 @@ def half_width(cl_quantiles: np.ndarray, level: str) -> np.ndarray:
 def leakage_width(cl_dust: np.ndarray, cl_est: np.ndarray) -> np.ndarray:
     """Dust-leakage width ``sqrt(C_ℓ^dust / Ĉ_ℓ)`` [n, n_bins] (any unit common to both spectra)."""
     return np.sqrt(cl_dust / cl_est)
+
+
+def dust_brightness(cl_dust: np.ndarray) -> np.ndarray:
+    """Brightness [n] of maps whose dust-dominated channel has spectra ``cl_dust`` [n, n_bins]: the mean
+    over ℓ bins of ``ln C_ℓ`` (``C_ℓ`` in µK² sr, so the value is in ln(µK² sr))."""
+    return np.log(cl_dust).mean(axis=1)
+
+
+def brightness_groups(brightness: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Group [n] of every map's ``brightness`` among the ``reference`` (calibration) maps': 0–3 for
+    their quartiles (upper edges inclusive), 4 above the brightest of them; see :func:`group_edges`."""
+    return np.searchsorted(group_edges(reference), brightness, side="left")
+
+
+def group_edges(reference: np.ndarray) -> np.ndarray:
+    """Upper edges [4] of :func:`brightness_groups` 0–3: the quartiles and the maximum of ``reference``."""
+    return np.append(np.quantile(reference, [0.25, 0.5, 0.75]), reference.max())
+
+
+def coverage_by_group(cl_true: np.ndarray, interval: tuple[np.ndarray, np.ndarray], groups: np.ndarray,
+                      n_groups: int) -> list[float | None]:
+    """Coverage of every group (``groups`` [n] in ``0 … n_groups − 1``), averaged over its maps and the ℓ
+    bins; ``None`` for a group without maps."""
+    low, high = interval
+    inside = ((low <= cl_true) & (cl_true <= high)).mean(axis=1)
+    return [float(inside[groups == g].mean()) if np.any(groups == g) else None for g in range(n_groups)]
 
 
 def conformal_factors(cl_true: np.ndarray, cl_est: np.ndarray, width: np.ndarray, level: str) -> np.ndarray:
