@@ -17,7 +17,8 @@ from dustcmb.gan.models import (
     log_handedness,
     shared_noise,
 )
-from dustcmb.gan.step import NETS, augment, build, train_step
+from dustcmb.gan.step import NETS, build, train_step
+from dustcmb.gan.symmetry import random_symmetry
 from dustcmb.stats.power import n_bins
 
 
@@ -190,13 +191,15 @@ def test_directional_power_discriminator_takes_the_anisotropy_channel():
         PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, mean_log_anisotropy=torch.zeros(3))
 
 
-def test_augment_is_a_symmetry_of_the_square():
-    x = torch.arange(2 * 16, dtype=torch.float32).view(2, 1, 4, 4).repeat(8, 1, 1, 1)
-    out = augment(x, torch.Generator().manual_seed(0))
-    square = x[0, 0]
+def test_random_symmetry_draws_all_eight_symmetries_of_the_square():
+    """Every output is one of the 8 images of its input; 400 draws hit all 8 (each has probability
+    1/8, so missing one has probability < 1e-22), with or without a channel axis."""
+    square = torch.arange(16, dtype=torch.float32).view(4, 4)
     images = [torch.rot90(square, k) for k in range(4)] + [torch.rot90(square, k).flip(-1) for k in range(4)]
-    for y in out[::2, 0]:
-        assert any(torch.equal(y, im) for im in images)
+    for maps in (square.repeat(400, 1, 1, 1), square.repeat(400, 1, 1)):
+        out = random_symmetry(maps, torch.Generator().manual_seed(0)).reshape(400, 4, 4)
+        hits = [next(i for i, im in enumerate(images) if torch.equal(y, im)) for y in out]
+        assert sorted(set(hits)) == list(range(8))
 
 
 def test_rejects_bad_resolution():

@@ -138,7 +138,7 @@ class PatchConfig:
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "selection": "d_F",
-                "gen_noise": False, "gen_fullres": False}
+                "gen_noise": False, "gen_fullres": False, "symmetrise_samples": False}
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ class GanConfig:
     power_directions: bool = True
     power_handedness: bool = True
     selection: str = "d_F+minkowski"
+    symmetrise_samples: bool = True
 
     def __post_init__(self) -> None:
         _require(self.recipe in ("paper", "custom"), f"gan.recipe={self.recipe!r}: use paper or custom")

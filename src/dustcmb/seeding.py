@@ -23,10 +23,12 @@ class Stream(enum.IntEnum):
     GAN_SAMPLES = 2  # `dustcmb gan sample`
     RESUNET_BATCHES = 3  # ResUNet training: epoch order of the training maps
     TRANSFER_ORACLE = 4  # transfer test: order and orientation of the oracle's real training maps
+    GAN_SAMPLE_SYMMETRY = 5  # `dustcmb gan sample`: orientation of each map (gan.symmetrise_samples)
     GAN_EVAL_GENERATE = 10  # evaluation: the generated set
     GAN_EVAL_BASELINES = 11  # evaluation: Gaussian and log-normal baseline fields
     GAN_EVAL_LATENT_PATHS = 12  # evaluation: latent-space paths
     GAN_EVAL_HALVES = 13  # evaluation: the two real halves of the floor
+    GAN_EVAL_SYMMETRY = 14  # evaluation: orientation of each generated map (gan.symmetrise_samples)
     GAN_EVAL_BOOTSTRAP = 20  # evaluation: bootstrap draws, + index of the set
     GAN_EVAL_INTERSECTION = 30  # evaluation: power-slice intersections, + index of the set
     VAL_TEST_SPLIT = 517  # shuffle of the real patches into validation and test

@@ -49,6 +49,10 @@ VARIANTS: dict[str, dict] = {
     # the same with ln(P_x/P_y) and ln(P_diagonal/P_antidiagonal) per ring in the power discriminator too: the
     # default's maps all lean along one diagonal (power at kx·ky > 0 half that at kx·ky < 0), which it cannot see
     "handed_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True},
+    # the same trained networks, each generated map turned into a random orientation of the square (what
+    # the discriminators are trained against): no shared orientation survives, streaks along both axes would
+    "handed_symmetric": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                         "symmetrise_samples": True},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

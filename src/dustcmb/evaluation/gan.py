@@ -126,7 +126,8 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
     seed_everything(seed)  # the generator's noise maps draw from the global generator
-    gen_unit = generate_unit(generator, z, params.gan.sample_batch)
+    symmetry = torch_rng(seed, Stream.GAN_EVAL_SYMMETRY) if params.gan.symmetrise_samples else None
+    gen_unit = generate_unit(generator, z, params.gan.sample_batch, symmetry)
     base_rng = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_BASELINES))
     candidates = [("real", "real patches", real_unit, real_mjysr),
                   ("gan", "GAN", gen_unit, from_unit(gen_unit, log_min, log_max)),

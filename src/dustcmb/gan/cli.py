@@ -66,5 +66,6 @@ def sample_command(
     device = resolve_device(device or p.device)
     _set_threads(threads)
     seed = p.seed if seed is None else seed
-    sample_to_npy(model, n, out, seed=seed, batch=p.gan.sample_batch, device=device)
+    sample_to_npy(model, n, out, seed=seed, batch=p.gan.sample_batch, device=device,
+                  symmetrise=p.gan.symmetrise_samples)
     Console(stderr=True).print(f"wrote {out}: {n} maps (MJy/sr), seed {seed}")

@@ -15,21 +15,28 @@ from tqdm import tqdm
 
 from dustcmb.errors import InputError
 from dustcmb.gan.models import Generator
+from dustcmb.gan.symmetry import random_symmetry
 from dustcmb.patches.normalise import from_unit
 from dustcmb.seeding import Stream, seed_everything, torch_rng
 from dustcmb.storage import atomic_file
 
 
 @torch.no_grad()
-def generate_unit(generator: Generator, z: torch.Tensor, batch: int) -> np.ndarray:
+def generate_unit(generator: Generator, z: torch.Tensor, batch: int,
+                  symmetry_rng: torch.Generator | None = None) -> np.ndarray:
     """Unit-domain maps [n, N, N] (float32) for latent vectors ``z`` [n, latent], BatchNorm in eval mode.
 
-    The generator's train/eval mode is restored afterwards, so the trainer can call this mid-run.
+    With ``symmetry_rng`` each map is turned into a random one of the 8 orientations of the square
+    (:func:`dustcmb.gan.symmetry.random_symmetry`; ``gan.symmetrise_samples``). The generator's
+    train/eval mode is restored afterwards, so the trainer can call this mid-run.
     """
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
-    out = [generator(z[i:i + batch].to(device))[:, 0].cpu().numpy() for i in range(0, len(z), batch)]
+    out = []
+    for i in range(0, len(z), batch):
+        maps = generator(z[i:i + batch].to(device))[:, 0].cpu()
+        out.append((maps if symmetry_rng is None else random_symmetry(maps, symmetry_rng)).numpy())
     generator.train(was_training)
     return np.concatenate(out)
 
@@ -56,7 +63,7 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
 
 @torch.no_grad()
 def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int = 256,
-                  device: str = "cpu") -> Path:
+                  device: str = "cpu", symmetrise: bool = False) -> Path:
     """Write ``n`` generated maps, float32 [n, N, N] in MJy/sr, to ``out_path`` (atomically).
 
     Parameters
@@ -73,19 +80,23 @@ def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int
         Maps generated per forward pass (bounds memory).
     device : str
         ``cpu`` or ``cuda``.
+    symmetrise : bool
+        Each map in a random one of the 8 orientations of the square (``gan.symmetrise_samples``).
     """
     if n <= 0:
         raise InputError(f"-n {n}: ask for at least one map")
     generator, config = load_generator(model_dir, device)
     seed_everything(seed)
     rng = torch_rng(seed, Stream.GAN_SAMPLES)
+    symmetry_rng = torch_rng(seed, Stream.GAN_SAMPLE_SYMMETRY) if symmetrise else None
     npix = config["npix"]
     with atomic_file(out_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, npix, npix))
         for start in tqdm(range(0, n, batch), desc="gan sample", unit="batch"):
             size = min(batch, n - start)
             z = torch.randn(size, config["latent_dim"], generator=rng).to(device)
-            unit = generator(z)[:, 0].cpu().numpy()
+            unit = generator(z)[:, 0].cpu()
+            unit = (unit if symmetry_rng is None else random_symmetry(unit, symmetry_rng)).numpy()
             out[start:start + size] = from_unit(unit, config["log_min"], config["log_max"])
         out.flush()
         del out

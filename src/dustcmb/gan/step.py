@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from dustcmb.config import GanConfig
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
+from dustcmb.gan.symmetry import random_symmetry
 
 DISCRIMINATORS = {"map_disc": "loss_d_map", "power_disc": "loss_d_power"}  # name -> its loss key
 NETS = ("generator", *DISCRIMINATORS)
@@ -82,16 +83,6 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     return GanNets(**nets, opts=opts, ema=ema)
 
 
-def augment(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """Random k·90° rotation and mirror flip of each map (the 8 symmetries of the square)."""
-    quarter = torch.randint(0, 4, (len(maps),), generator=rng).to(maps.device)
-    flip = (torch.rand(len(maps), generator=rng) < 0.5).to(maps.device)
-    out = torch.empty_like(maps)
-    for k in range(4):
-        out[quarter == k] = torch.rot90(maps[quarter == k], k, dims=(-2, -1))
-    return torch.where(flip[:, None, None, None], out.flip(-1), out)
-
-
 def _labels(n: int, target: float, swap: float, rng: torch.Generator, device) -> torch.Tensor:
     """Target labels with a fraction ``swap`` flipped (noisy labels keep the discriminators honest)."""
     flipped = torch.rand(n, generator=rng) < swap
@@ -126,7 +117,7 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
     """
     fake = nets.generator(z)
     if cfg.augment_fakes:
-        fake = augment(fake, rng)
+        fake = random_symmetry(fake, rng)
     losses = {}
     for name, loss_key in DISCRIMINATORS.items():
         total = 0.0

@@ -38,7 +38,8 @@ from dustcmb.errors import ConfigError, InputError
 from dustcmb.gan.models import log_anisotropy
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import log10_spectra_distance, minkowski_distance, minkowski_moments
-from dustcmb.gan.step import GanNets, augment, build, train_step
+from dustcmb.gan.step import GanNets, build, train_step
+from dustcmb.gan.symmetry import random_symmetry
 from dustcmb.patches import split
 from dustcmb.patches.normalise import to_unit
 from dustcmb.patches.store import load_patches
@@ -196,7 +197,7 @@ def _advance(state: GanState, nets: GanNets, real: RealSet, rng: torch.Generator
         nets.restore(state.best)
         state.refining = True
     idx = _batch_indices(state.step, len(real.unit), cfg.batch_size, params.seed)
-    batch = augment(real.unit[idx].to(device), rng)
+    batch = random_symmetry(real.unit[idx].to(device), rng)
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
     losses = train_step(nets, batch, z, rng, cfg)
     state.step += 1
