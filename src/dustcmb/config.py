@@ -138,7 +138,8 @@ class PatchConfig:
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "selection": "d_F",
-                "gen_noise": False, "gen_fullres": False, "symmetrise_samples": False}
+                "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False,
+                "symmetrise_samples": False}
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class GanConfig:
     gen_noise: bool = True
     gen_fullres: bool = True
     gen_noise_fullres: bool = True
+    gen_bandlimit: bool = False
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32

@@ -53,6 +53,9 @@ VARIANTS: dict[str, dict] = {
     # the discriminators are trained against): no shared orientation survives, streaks along both axes would
     "handed_symmetric": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                          "symmetrise_samples": True},
+    # and the generator's output band-limited like the real patches: no pixel-scale grain in the corners
+    "bandlimited": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                    "symmetrise_samples": True, "gen_bandlimit": True},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

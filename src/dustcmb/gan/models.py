@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dustcmb.patches.cutter import lowpass_profile
 from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_halves, wedge_kinds
 
 BN_MOMENTUM = 0.1
@@ -45,6 +46,31 @@ class NoiseInjection(nn.Module):
         n = 1 if self.shared else x.shape[0]
         noise = torch.randn(n, 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         return x + self.strength * noise
+
+
+class BandLimit(nn.Module):
+    """The patches' band-limit (:func:`dustcmb.patches.cutter.lowpass_profile`: 1 up to 0.75 ℓ_Nyq, cos²
+    to 0 at ℓ_Nyq, 0 in the corners of the Fourier grid beyond it) applied to maps ``[B, 1, N, N]``.
+
+    Real patches are cut from a sky whose ln I is band-limited that way, so they carry no power above
+    ℓ_Nyq, least of all in the diagonal corners of their 2-D spectrum; a generator's last convolution
+    can put pixel-scale grain there. The map is filtered as its even (mirror) extension to 2N × 2N,
+    which is periodic without a jump at the patch edges, so the filter cannot wrap one edge into the
+    opposite one; the window is a fixed buffer (no parameters).
+    """
+
+    def __init__(self, npix: int) -> None:
+        super().__init__()
+        k = np.abs(np.fft.fftfreq(2 * npix, 1.0 / (2 * npix)))
+        fraction = np.hypot(k[:, None], k[None, : npix + 1]) / npix  # |k| / k_Nyq on the 2N grid
+        self.register_buffer("window", torch.tensor(lowpass_profile(fraction), dtype=torch.float32))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        n = maps.shape[-1]
+        wide = torch.cat([maps, maps.flip(-1)], dim=-1)
+        even = torch.cat([wide, wide.flip(-2)], dim=-2)
+        filtered = torch.fft.irfft2(torch.fft.rfft2(even) * self.window, s=even.shape[-2:])
+        return filtered[..., :n, :n]
 
 
 @contextlib.contextmanager
@@ -91,10 +117,14 @@ class Generator(nn.Module):
         In the paper's stack the only full-resolution layer is the linear output convolution of
         bilinearly upsampled features, so pixel-scale texture can only be a smooth interpolation.
         Off in the paper.
+    bandlimit : bool
+        The output (after tanh) goes through :class:`BandLimit`, the band-limit the real patches were
+        cut with. Off in the paper.
     """
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
-                 noise: bool = False, fullres: bool = False, noise_fullres: bool = True) -> None:
+                 noise: bool = False, fullres: bool = False, noise_fullres: bool = True,
+                 bandlimit: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if channels % 8:
@@ -119,6 +149,7 @@ class Generator(nn.Module):
                 layers += [nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)]
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.Sequential(*blocks)
+        self.bandlimit = BandLimit(npix) if bandlimit else None
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -126,7 +157,8 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(-1, self.channels, self.base, self.base)
-        return torch.tanh(self.blocks(self.project_act(x)))
+        out = torch.tanh(self.blocks(self.project_act(x)))
+        return out if self.bandlimit is None else self.bandlimit(out)
 
 
 class MapDiscriminator(nn.Module):

@@ -97,10 +97,14 @@ def gnomonic_lonlat(lon0_deg, lat0_deg, npix: int, size_deg: float) -> tuple[np.
 
 def lowpass_window(lmax_patch: int) -> np.ndarray:
     """Harmonic window ``w_ℓ`` for ℓ = 0 … ``lmax_patch``: 1 up to TAPER_START ℓ_Nyq, then cos² to 0."""
-    ell = np.arange(lmax_patch + 1)
-    start = TAPER_START * lmax_patch
-    return np.where(ell <= start, 1.0,
-                    np.cos(0.5 * np.pi * (ell - start) / (lmax_patch - start)) ** 2)
+    return lowpass_profile(np.arange(lmax_patch + 1) / lmax_patch)
+
+
+def lowpass_profile(fraction: np.ndarray) -> np.ndarray:
+    """The same window at ``fraction`` = ℓ / ℓ_Nyq (any real values): 1 up to TAPER_START, cos² down to
+    0 at 1, and 0 beyond (the corners of a 2-D Fourier grid)."""
+    taper = np.cos(0.5 * np.pi * (fraction - TAPER_START) / (1.0 - TAPER_START)) ** 2
+    return np.where(fraction <= TAPER_START, 1.0, np.where(fraction < 1.0, taper, 0.0))
 
 
 def harmonic_lowpass(hpmap: np.ndarray, lmax_patch: int) -> np.ndarray:
