@@ -50,7 +50,8 @@ VARIANTS: dict[str, dict] = {
     # default's maps all lean along one diagonal (power at kx·ky > 0 half that at kx·ky < 0), which it cannot see
     "handed_directions_minkowski": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True},
     # the same trained networks, each generated map turned into a random orientation of the square (what
-    # the discriminators are trained against): no shared orientation survives, streaks along both axes would
+    # the discriminators are trained against): no shared orientation survives; streaks would still show, along
+    # both axes
     "handed_symmetric": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                          "symmetrise_samples": True},
     # and the generator's output band-limited like the real patches: no pixel-scale grain in the corners
