@@ -3,12 +3,13 @@
 Both use :func:`dustcmb.separation.mc.mc_predict` on the same ResUNet (architecture from the
 parameter file, random weights): the batched run replicates each map ``--batch`` times along the
 batch dimension so one forward does that many passes; the sequential reference does one pass per
-forward (``batch=1``). Prints the time per pass of each and their ratio, passes per second, and the
+forward (``batch=1``). Prints the best of three times per pass of each and their ratio, passes per second, and the
 fraction of this machine's matmul peak (a large float32 ``torch.mm`` timed in the same run) that the
 batched forward pass reaches, from the multiply-adds of its convolutions counted with hooks; and the
 forward with the project's dropout layer (16-bit thresholds, :class:`dustcmb.separation.resunet.Dropout`)
 against the same network with ``torch.nn.functional.dropout`` (one 32-bit draw per element) and with
-no dropout at all.
+no dropout at all; and the batched time per pass for a range of forward batch sizes, since the
+fastest one is set by the CPU's caches, not by the largest batch memory allows.
 
 Usage: python benchmarks/bench_mc_dropout.py [--params params.yaml] [--device cpu|cuda]
        [--maps 4] [--passes 100] [--batch 200] [--sequential-maps 1]
@@ -28,6 +29,9 @@ from dustcmb.separation.inputs import n_inputs
 from dustcmb.separation.mc import mc_mode, mc_predict
 from dustcmb.separation.resunet import Dropout, ResUNet
 from dustcmb.simulation.dataset import Normalisation
+
+BATCH_SCAN = (25, 50, 100, 200, 400)  # forward batch sizes of the scan [passes]
+REPEATS = 3  # every time is the best of this many runs (the least disturbed by other processes)
 
 
 def timed(model, inputs, norm, passes: int, batch: int, device: str) -> float:
@@ -124,9 +128,10 @@ def main() -> None:
     inputs = torch.randn(args.maps, channels, npix, npix)
     timed(model, inputs[:1], norm, min(passes, batch), batch, args.device)  # warm-up (allocator, kernels)
     timed(model, inputs[:1], norm, 4, 1, args.device)
-    batched = timed(model, inputs, norm, passes, batch, args.device) / (args.maps * passes)
-    sequential = timed(model, inputs[:args.sequential_maps], norm, passes, 1, args.device) / (
-        args.sequential_maps * passes)
+    batched = min(timed(model, inputs, norm, passes, batch, args.device) for _ in range(REPEATS)) / (
+        args.maps * passes)
+    sequential = min(timed(model, inputs[:args.sequential_maps], norm, passes, 1, args.device)
+                     for _ in range(REPEATS)) / (args.sequential_maps * passes)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"ResUNet {npix}² base {cfg.base_channels} ({n_params / 1e6:.2f} M parameters) on {args.device}, "
           f"{passes} passes per map, threads {torch.get_num_threads()}")
@@ -150,6 +155,10 @@ def main() -> None:
     for name, forward in times.items():
         print(f"forward (NHWC) with {name:24s} {1e3 * forward:.3f} ms per pass "
               f"({reference / forward:.2f}x F.dropout's speed)")
+    scan = {size: min(timed(model, inputs, norm, passes, size, args.device) for _ in range(REPEATS))
+            / (args.maps * passes) for size in BATCH_SCAN}
+    print("batched, by passes per forward: " + ", ".join(
+        f"{size}: {1e3 * t:.3f} ms ({sequential / t:.1f}x)" for size, t in scan.items()))
 
 
 if __name__ == "__main__":

@@ -325,7 +325,7 @@ class SeparationConfig:
     patience: int = 10
     workers: int = 0
     mc_passes: int = 100
-    mc_batch: int = 200
+    mc_batch: int = 100
     calibration_maps: int = 1036
     prior: str = "cilc"
     input_norm: str = "per_map"
