@@ -322,3 +322,28 @@ def test_morphology_selection_distance():
     moments = minkowski_moments(skewed)
     assert minkowski_distance(moments, skewed) == 0.0
     assert minkowski_distance(moments, -skewed) > 1.0
+
+
+def test_crop_returns_the_centre_of_a_wider_canvas_beyond_the_padding():
+    """``crop_px`` draws ``npix + 2 crop_px`` and returns its centre. Truth case: the last convolution with
+    uniform weights and zero padding turns constant features into a constant map except within 2 px
+    of the canvas edge (the padding's dark rim); cropped by 8 px, the patch is exactly constant,
+    while the uncropped generator's rim is darker."""
+    with pytest.raises(ValueError, match="crop_px"):
+        Generator(npix=32, latent_dim=8, channels=16, crop_px=4)
+    torch.manual_seed(0)
+    cropped = Generator(npix=32, latent_dim=8, channels=16, crop_px=8).eval()
+    assert cropped.project.out_features == 3 * 3 * 16  # canvas 48² = 3² cells of 16 px
+    z = torch.randn(2, 8)
+    torch.testing.assert_close(cropped(z), cropped.canvas(z)[..., 8:40, 8:40])
+    for crop_px, rim_darker in ((8, False), (0, True)):
+        generator = Generator(npix=32, latent_dim=8, channels=16, crop_px=crop_px).eval()
+        last = generator.blocks[-1][-1]
+        with torch.no_grad():
+            last.weight.fill_(1.0 / 25 / last.in_channels)
+            last.bias.zero_()
+        generator.blocks[-1].register_forward_pre_hook(lambda _, args: (torch.ones_like(args[0]),))
+        out = generator(z)[0, 0]
+        interior = out[2:-2, 2:-2]
+        torch.testing.assert_close(interior, torch.full_like(interior, math.tanh(1.0)))
+        assert bool((out[0] < math.tanh(1.0) - 0.1).all()) == rim_darker

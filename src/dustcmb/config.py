@@ -138,7 +138,7 @@ class PatchConfig:
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "selection": "d_F",
-                "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False,
+                "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
                 "symmetrise_samples": False}
 
 
@@ -156,6 +156,7 @@ class GanConfig:
     gen_fullres: bool = True
     gen_noise_fullres: bool = True
     gen_bandlimit: bool = False
+    gen_crop_px: int = 0
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32
@@ -196,6 +197,9 @@ class GanConfig:
             _require(getattr(self, name) > 0, f"gan.{name}={getattr(self, name)} must be > 0")
         _require(self.gen_channels > 0 and self.gen_channels % 8 == 0,
                  f"gan.gen_channels={self.gen_channels} must be a positive multiple of 8")
+        _require(self.gen_crop_px >= 0 and self.gen_crop_px % 8 == 0,
+                 f"gan.gen_crop_px={self.gen_crop_px} must be a non-negative multiple of 8 (the canvas, "
+                 f"npix + 2 gen_crop_px, must stay a multiple of 16)")
         _require(self.gen_padding in ("zeros", "reflect", "replicate"),
                  f"gan.gen_padding={self.gen_padding!r} must be zeros, reflect or replicate")
         _require(self.refine_steps >= 0, f"gan.refine_steps={self.refine_steps} must be >= 0")

@@ -57,6 +57,10 @@ VARIANTS: dict[str, dict] = {
     # and the generator's output band-limited like the real patches: no pixel-scale grain in the corners
     "bandlimited": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                     "symmetrise_samples": True, "gen_bandlimit": True},
+    # and the generator drawing a canvas 8 px wider on every side, cropped to the patch: the padding's
+    # imprint on the outer strips (frame test) is cut away
+    "cropped": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                "symmetrise_samples": True, "gen_crop_px": 8},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

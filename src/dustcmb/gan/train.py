@@ -214,7 +214,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "log_min": float(meta["log_min"]), "log_max": float(meta["log_max"]),
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
-              "gen_bandlimit": cfg.gen_bandlimit,
+              "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
               "selection": cfg.selection, "best_step": state.best_step,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
