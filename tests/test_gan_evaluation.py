@@ -25,7 +25,7 @@ from fields import gaussian_fields
 IN_BAND = ("minkowski_v0_in_band", "minkowski_v1_in_band", "minkowski_v2_in_band", "anisotropy_in_band",
            "border_in_band")
 REQUIRED = ("frechet_distance", "histogram_intersection", "histogram_intersection_std", "nearest_neighbour_ratio",
-            *IN_BAND)
+            "grain_power_ratio", *IN_BAND)
 FIGURES = ("samples", "pixel_pdf", "spectra", "power_slices", "minkowski", "anisotropy", "border", "memorisation")
 
 
@@ -82,7 +82,7 @@ def test_evaluate_stage(tmp_path, params_file, tiny_patches, monkeypatch):
     metrics = json.loads(metrics_path.read_text())
     for row in (metrics, metrics["baseline_gaussian"], metrics["baseline_lognormal"]):
         assert set(REQUIRED) <= set(row)
-        assert row["frechet_distance"] >= 0 and row["nearest_neighbour_ratio"] > 0
+        assert row["frechet_distance"] >= 0 and row["nearest_neighbour_ratio"] > 0 and row["grain_power_ratio"] > 0
         assert 0 <= row["histogram_intersection"] <= 1 and row["histogram_intersection_std"] >= 0
         assert all(0 <= row[key] <= 1 for key in IN_BAND)
         assert len(row["power_slices"]) == 3

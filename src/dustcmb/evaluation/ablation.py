@@ -67,7 +67,8 @@ VARIANTS: dict[str, dict] = {
 }
 # figures of merit summarised, all read from the held-out section of gan.json except the floor
 FIGURES = ("frechet_distance", "histogram_intersection", "minkowski_v0_in_band", "minkowski_v1_in_band",
-           "minkowski_v2_in_band", "anisotropy_in_band", "border_in_band", "nearest_neighbour_ratio")
+           "minkowski_v2_in_band", "anisotropy_in_band", "border_in_band", "grain_power_ratio",
+           "nearest_neighbour_ratio")
 REFERENCES = ("real", "baseline_gaussian", "baseline_lognormal")
 LABELS = {"real": "training-region patches (floor)", "baseline_gaussian": "Gaussian fields (baseline)",
           "baseline_lognormal": "log-normal fields (baseline)"}
@@ -102,10 +103,13 @@ def _mean_std(values: list[float]) -> dict:
 
 
 def _scores(metrics: dict, region: str, name: str) -> dict:
-    """One set's figures of merit in a gan.json: against the training-region patches or the held-out ones."""
+    """One set's figures of merit in a gan.json: against the training-region patches or the held-out ones
+    (NaN for a figure the run's evaluation did not have yet)."""
     if region == "held_out":
-        return metrics["held_out"][name]
-    return metrics if name == "gan" else metrics[name]
+        scores = metrics["held_out"][name]
+    else:
+        scores = metrics if name == "gan" else metrics[name]
+    return {key: scores.get(key, float("nan")) for key in FIGURES}
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict:
@@ -186,11 +190,14 @@ COLUMNS = [  # (header, key, format of the mean and std)
     ("d_F", "frechet_distance", "{:.2f}"), ("hist. inters.", "histogram_intersection", "{:.3f}"),
     ("V0 in band", "minkowski_v0_in_band", "{:.2f}"), ("V1 in band", "minkowski_v1_in_band", "{:.2f}"),
     ("V2 in band", "minkowski_v2_in_band", "{:.2f}"), ("anisotropy in band", "anisotropy_in_band", "{:.2f}"),
-    ("border in band", "border_in_band", "{:.2f}"), ("NN ratio", "nearest_neighbour_ratio", "{:.2f}"),
+    ("border in band", "border_in_band", "{:.2f}"), ("grain power ×", "grain_power_ratio", "{:.3g}"),
+    ("NN ratio", "nearest_neighbour_ratio", "{:.2f}"),
 ]
 
 
 def _pm(stat: dict, fmt: str) -> str:
+    if np.isnan(stat["mean"]):
+        return "–"  # evaluated before the figure existed
     return f"{fmt.format(stat['mean'])} ± {fmt.format(stat['std'])}"
 
 

@@ -14,6 +14,10 @@ diagonal ones.
   The two axes and the two diagonals are kept apart: a generator whose maps all lean the same way
   would read as isotropic if they were lumped. The modes are the estimator's own prewhitened,
   windowed ones.
+* :func:`beyond_band_power`: the power above the reported rings (0.75 ℓ_Nyq to the corners of the
+  Fourier grid), over the power of the top anisotropy band. The sky is band-limited when patches are
+  cut, so real maps have almost none there; a generator can put pixel-scale grain there that no
+  spectrum, d_F or streak test sees, and that the eye sees at once.
 * :func:`border_contrast`: in strips at depths 0, 1, 2–3 and 4–7 px from the edge, the rms gradient
   over that of the interior (≥ 8 px in) and the mean level minus the interior's. It works on the
   pixels: the spectrum's window tapers the borders away.
@@ -32,6 +36,7 @@ N_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported ring
 WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a third of the modes each
 WEDGES = ("k_x axis", "k_y axis", "diagonal k_x = k_y", "anti-diagonal k_x = −k_y")
 GROUPS = len(WEDGES) + 1  # mode groups per ring: the wedges, then the modes between them
+BEYOND_BAND_REGIONS = ("0.75-1 l_Nyq", "corners > l_Nyq")  # of beyond_band_power
 BORDER_DEPTHS_PX = (1, 2, 4, 8)  # outer limit of each strip [px]; the interior lies beyond the last
 BORDER_CHUNK_PIXELS = 2**22  # map pixels per chunk of border_contrast (64 maps of 256², ~32 MB each copy)
 
@@ -152,6 +157,41 @@ def isotropic_average(rows: np.ndarray) -> np.ndarray:
     axes = rows[..., 0:2].mean(axis=-1, keepdims=True)
     diagonals = rows[..., 2:4].mean(axis=-1, keepdims=True)
     return np.concatenate([axes, axes, diagonals, diagonals], axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _beyond_band_labels(npix: int) -> np.ndarray:
+    """Mode groups of :func:`beyond_band_power`: 0 the top anisotropy band's rings, 1 the rings above
+    the reported ones up to ``N/2`` (the band-limit's taper), 2 the corners beyond ``N/2``; −1 else."""
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+    first, last = anisotropy_bands(npix)[-1]
+    labels = np.full((npix, npix), -1)
+    labels[(ring >= first) & (ring <= last)] = 0
+    labels[(ring > last) & (ring <= npix // 2)] = 1
+    labels[ring > npix // 2] = 2
+    return labels
+
+
+def beyond_band_power(maps: np.ndarray, size_deg: float) -> np.ndarray:
+    """Mean power above the reported rings over that of the top anisotropy band, per map.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray [..., N, N]
+        Maps in any unit (the ratio has none).
+    size_deg : float
+        Patch side [deg].
+
+    Returns
+    -------
+    numpy.ndarray [..., 2]
+        For each region of ``BEYOND_BAND_REGIONS`` (the rings from the last reported one to ``N/2``,
+        then the corners beyond), mean ``C(k)`` there over mean ``C(k)`` in the top band of
+        :func:`anisotropy_bands`, with the estimator's own prewhitened, windowed modes.
+    """
+    groups = mode_group_power(maps, size_deg, _beyond_band_labels(np.shape(maps)[-1]), beyond_band=True)
+    return groups[..., 1:] / np.maximum(groups[..., :1], np.finfo(float).tiny)
 
 
 @functools.lru_cache(maxsize=8)

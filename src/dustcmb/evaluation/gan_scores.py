@@ -15,7 +15,7 @@ import torch
 
 from dustcmb.config import GanEvalConfig
 from dustcmb.errors import ConfigError
-from dustcmb.evaluation.artefacts import anisotropy, border_contrast, isotropic_average
+from dustcmb.evaluation.artefacts import anisotropy, beyond_band_power, border_contrast, isotropic_average
 from dustcmb.seeding import Stream, derived_seed
 from dustcmb.stats import (
     histogram_counts,
@@ -54,6 +54,9 @@ class MapSet:
     border : numpy.ndarray [n, 2, n_strips]
         Border-strip gradient rms ratio [1] and level offset [u]
         (:func:`dustcmb.evaluation.artefacts.border_contrast`), unit domain.
+    grain : numpy.ndarray [n, 2]
+        Power above the reported rings over that of the top anisotropy band [1]
+        (:func:`dustcmb.evaluation.artefacts.beyond_band_power`), unit domain.
     groups : numpy.ndarray [n]
         Bootstrap group of each map: its sky region for real patches (which overlap), its own index
         for independent draws (generated and baseline maps).
@@ -67,6 +70,7 @@ class MapSet:
     mink: np.ndarray
     anisotropy: np.ndarray
     border: np.ndarray
+    grain: np.ndarray
     groups: np.ndarray
 
 
@@ -92,7 +96,8 @@ def measure(name: str, label: str, unit: np.ndarray, mjysr: np.ndarray, size_deg
     wedges = anisotropy(unit, size_deg)
     wedges = isotropic_average(wedges) if isotropise else wedges
     return MapSet(name, label, unit, cl, histogram_counts(unit, cfg.hist_bins, UNIT_RANGE),
-                  np.stack([v0, v1, v2], axis=1), wedges, border_contrast(unit), groups)
+                  np.stack([v0, v1, v2], axis=1), wedges, border_contrast(unit),
+                  beyond_band_power(unit, size_deg), groups)
 
 
 def subset(mapset: MapSet, rows: np.ndarray) -> MapSet:
@@ -112,12 +117,13 @@ def set_means(mapset: MapSet, cfg: GanEvalConfig, seed: int) -> dict:
     -------
     dict of BootstrapResult
         ``pdf`` [hist_bins] (pixel density per unit of u), ``log_cl`` [n_bins], ``v0``, ``v1``, ``v2``
-        [n_thresholds], ``anisotropy`` [n_bands · 4] and ``border`` [2 · n_strips] (flattened).
+        [n_thresholds], ``anisotropy`` [n_bands · 4], ``border`` [2 · n_strips] (flattened) and
+        ``grain`` [2].
     """
     npix_map = mapset.unit.shape[-1] * mapset.unit.shape[-2]
     density = mapset.hist / (npix_map * (UNIT_RANGE[1] - UNIT_RANGE[0]) / cfg.hist_bins)
     parts = {"pdf": density, "log_cl": np.log10(mapset.cl), **{f"v{k}": mapset.mink[:, k] for k in range(3)},
-             "anisotropy": mapset.anisotropy, "border": mapset.border}
+             "anisotropy": mapset.anisotropy, "border": mapset.border, "grain": mapset.grain}
     weights = resample_weights(mapset.groups, cfg.n_bootstrap, seed)
     weights /= weights.sum(axis=1, keepdims=True)
     return {key: summarise(weights @ value.reshape(len(value), -1)) for key, value in parts.items()}
@@ -211,6 +217,9 @@ def score(real: MapSet, other: MapSet, means: dict, ell: np.ndarray, nn_real: np
         "spectrum_in_band": in_band(means[real.name]["log_cl"], means[other.name]["log_cl"]),
         "power_slices": power_slice_intersections(real, other, ell, cfg, inter_seed),
         "nearest_neighbour_ratio": float(np.median(nn_other) / np.median(nn_real)),
+        # the grain test: mean power above the reported rings over the real set's, the larger of the two
+        # regions (1 for a set as band-limited as the sky)
+        "grain_power_ratio": float(np.max(means[other.name]["grain"].mean / means[real.name]["grain"].mean)),
     }
     return metrics | band_scores(means[real.name], means[other.name]), nn_other
 

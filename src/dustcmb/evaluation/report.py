@@ -52,6 +52,8 @@ GAN_ROWS = [  # (label, key, format)
     ("V2 thresholds agreeing with the real set (95 %, both sets' errors)", "minkowski_v2_in_band", "{:.2f}"),
     ("streak test: anisotropy bins agreeing with the real set (95 %)", "anisotropy_in_band", "{:.2f}"),
     ("frame test: border-strip bins agreeing with the real set (95 %)", "border_in_band", "{:.2f}"),
+    ("grain test: power above 0.75 ℓ_Nyq over the real set's (1 = band-limited like the sky)",
+     "grain_power_ratio", "{:.3g}"),
     ("nearest-neighbour ratio (≈1: no memorisation)", "nearest_neighbour_ratio", "{:.2f}"),
 ]
 SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)

@@ -99,6 +99,14 @@ def _modes(npix: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return index.ravel(), weight.ravel(), kabs.ravel(), counts
 
 
+@functools.lru_cache(maxsize=32)
+def _all_modes_weight(npix: int) -> np.ndarray:
+    """Prewhitening weight 1/|H(k)|² of every full-plane mode, 0 at ``k = 0`` (raveled [N²])."""
+    k = np.fft.fftfreq(npix, 1.0 / npix)
+    h2 = 4.0 * (np.sin(np.pi * k[None, :] / npix) ** 2 + np.sin(np.pi * k[:, None] / npix) ** 2)
+    return np.where(h2 > 0, 1.0 / np.where(h2 > 0, h2, 1.0), 0.0).ravel()
+
+
 def ell_bins(npix: int, size_deg: float) -> np.ndarray:
     """Multipole of each reported ring: the mean ``2π|k|/L`` of its modes."""
     index, weight, kabs, counts = _modes(npix)
@@ -125,7 +133,7 @@ def _torch_plan(npix: int, taper: float, dtype: torch.dtype, device: torch.devic
 
 
 def _half_plane_plan(npix: int, taper: float, index: np.ndarray, weight: np.ndarray, counts: np.ndarray,
-                     dtype: torch.dtype, device: torch.device):
+                     dtype: torch.dtype, device: torch.device, all_modes: bool = False):
     """Window on the N × N grid; bin index and weight of each half-plane (``rfft2``) mode used.
 
     ``index`` and ``weight`` (1/|H|², 0 for a mode left out) are given per full-plane mode, ``counts``
@@ -133,16 +141,17 @@ def _half_plane_plan(npix: int, taper: float, index: np.ndarray, weight: np.ndar
     last row and column, so a difference taken across the patch edge never reaches the FFT. Only the
     modes with ``|k_x|, |k_y| ≤ K`` (``K`` the last reported ring) can fall in a reported ring: the
     rows ``k_y = 0 … K`` and ``N − K … N − 1`` of the first ``K + 1`` columns, returned as ``rows``
-    and ``cols``. The weights fold in 1/|H|², the bin counts, the window's mean ``w²`` and a factor 2
-    for the columns ``0 < k_x < N/2`` whose conjugate modes the half plane omits.
+    and ``cols``; with ``all_modes`` every row and column of the half plane. The weights fold in
+    1/|H|², the bin counts, the window's mean ``w²`` and a factor 2 for the columns ``0 < k_x < N/2``
+    whose conjugate modes the half plane omits.
     """
     w = np.zeros(npix)
     w[:-1] = window(npix - 1, taper)
     w2d = np.outer(w, w)
     mean_w2 = (w2d**2).sum() / npix**2
     weight = (weight / (counts[index] * mean_w2 * npix**2)).reshape(npix, npix)
-    cols = int(reported_rings(npix)[-1]) + 1
-    rows = np.r_[0:cols, npix - cols + 1 : npix]
+    cols = npix // 2 + 1 if all_modes else int(reported_rings(npix)[-1]) + 1
+    rows = np.arange(npix) if all_modes else np.r_[0:cols, npix - cols + 1 : npix]
     conjugate = np.where((np.arange(cols) == 0) | (np.arange(cols) == npix // 2), 1.0, 2.0)
     used_weight = weight[rows, :cols] * conjugate
     used_index = index.reshape(npix, npix)[rows, :cols]
@@ -195,7 +204,7 @@ def power_spectrum(maps, size_deg: float, taper: float = TAPER):
     return ell_bins(npix, size_deg), cl * (math.radians(size_deg) / npix) ** 2
 
 
-def mode_group_power(maps, size_deg: float, labels: np.ndarray, taper: float = TAPER):
+def mode_group_power(maps, size_deg: float, labels: np.ndarray, taper: float = TAPER, beyond_band: bool = False):
     """Mean power of the same prewhitened, apodised modes as :func:`power_spectrum`, in any groups.
 
     :func:`power_spectrum` is the case ``labels`` = ring; the anisotropy statistic of
@@ -209,6 +218,10 @@ def mode_group_power(maps, size_deg: float, labels: np.ndarray, taper: float = T
         Group of every full-plane mode (``numpy.fft.fftfreq`` order along both axes), −1 for a mode
         left out. Only modes of the reported rings may be used, and a mode and its conjugate ``−k``
         must share a group (the half plane stands for both).
+    beyond_band : bool
+        Allow every mode but ``k = 0``, also those above the reported rings (0.75 ℓ_Nyq up to the
+        corners of the Fourier grid), which no spectrum reports: a band-limited sky has almost no
+        power there, so this is where pixel-scale artefacts show.
 
     Returns
     -------
@@ -217,20 +230,23 @@ def mode_group_power(maps, size_deg: float, labels: np.ndarray, taper: float = T
     """
     if not isinstance(maps, torch.Tensor):
         return mode_group_power(torch.from_numpy(np.asarray(maps, dtype=np.float64)), size_deg, labels,
-                                taper).numpy()
+                                taper, beyond_band).numpy()
     x = _checked(maps, taper)
     npix = x.shape[-1]
     labels = np.asarray(labels)
-    ring_index, ring_weight, _, _ = _modes(npix)
+    _, ring_weight, _, _ = _modes(npix)
+    if beyond_band:
+        ring_weight = _all_modes_weight(npix)
     keep = labels.ravel() >= 0
     if labels.shape != (npix, npix) or np.any(keep & (ring_weight == 0)):
-        raise ValueError(f"labels must be [{npix}, {npix}] and use only the reported rings' modes")
+        allowed = "every mode but k = 0" if beyond_band else "only the reported rings' modes"
+        raise ValueError(f"labels must be [{npix}, {npix}] and use {allowed}")
     if np.any(labels != labels[-np.arange(npix)][:, -np.arange(npix)]):
         raise ValueError("labels must give a mode and its conjugate -k the same group")
     index = np.where(keep, labels.ravel(), 0)
     counts = np.bincount(index, weights=keep.astype(float))
     plan = _half_plane_plan(npix, float(taper), index, np.where(keep, ring_weight, 0.0),
-                            np.maximum(counts, 1.0), x.dtype, x.device)
+                            np.maximum(counts, 1.0), x.dtype, x.device, all_modes=beyond_band)
     return _binned_power(x, plan) * (math.radians(size_deg) / npix) ** 2
 
 
