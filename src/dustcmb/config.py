@@ -155,7 +155,7 @@ class GanConfig:
     gen_noise: bool = True
     gen_fullres: bool = True
     gen_noise_fullres: bool = True
-    gen_bandlimit: bool = False
+    gen_bandlimit: bool = True
     gen_crop_px: int = 0
     disc_width: int = 16
     power_width: int = 32
