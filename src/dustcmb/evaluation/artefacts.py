@@ -176,12 +176,7 @@ def _beyond_band_labels(npix: int) -> np.ndarray:
 def beyond_band_power(maps: np.ndarray, size_deg: float) -> np.ndarray:
     """Mean power above the reported rings over that of the top anisotropy band, per map.
 
-    Parameters
-    ----------
-    maps : numpy.ndarray [..., N, N]
-        Maps in any unit (the ratio has none).
-    size_deg : float
-        Patch side [deg].
+    ``maps`` [..., N, N] (any unit: the ratio has none) and ``size_deg`` as for :func:`anisotropy`.
 
     Returns
     -------
