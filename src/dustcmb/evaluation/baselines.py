@@ -6,13 +6,14 @@ of a baseline copies real map ``i``'s own statistics, keeping the real spread be
 
 Gaussian (``baseline_gaussian``)
     Map ``i`` is a non-periodic Gaussian field (periodic on ``pad`` patch sides, then cropped, like the
-    sky) with real map ``i``'s mean and real map ``i``'s spectrum: the set's geometric-mean spectrum
-    times a power-law modulation ``10^(a_i + s_i log10(ℓ/ℓ_mid))`` fitted to map ``i``'s measured one.
-    The fit keeps each map's amplitude and tilt but not its sampling noise, which the draw then adds
-    once, as the sky did. The scales larger than the lowest reported ring are rescaled so that the
-    map's variance is real map ``i``'s. It matches the distribution of per-map spectra (set mean of
-    log10 C_ℓ and its spread), brightness and contrast; its one-point PDF is Gaussian per map.
-    Beating it means capturing non-Gaussian structure.
+    sky, and band-limited with the sky's own window, :func:`dustcmb.patches.cutter.lowpass_profile`, so
+    that it has no pixel-scale power the sky lacks) with real map ``i``'s mean and real map ``i``'s
+    spectrum: the set's geometric-mean spectrum times a power-law modulation
+    ``10^(a_i + s_i log10(ℓ/ℓ_mid))`` fitted to map ``i``'s measured one. The fit keeps each map's amplitude and tilt
+    but not its sampling noise, which the draw then adds once, as the sky did. The scales larger than
+    the lowest reported ring are rescaled so that the map's variance is real map ``i``'s. It matches the
+    distribution of per-map spectra (set mean of log10 C_ℓ and its spread), brightness and contrast; its
+    one-point PDF is Gaussian per map. Beating it means capturing non-Gaussian structure.
 Log-normal (``baseline_lognormal``)
     The same construction, then the pooled pixels of the whole set are rank-matched to the pooled real
     pixels (quantile mapping). Its pooled pixel PDF equals the real one **by construction**, so its V0
@@ -33,6 +34,7 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
+from dustcmb.patches.cutter import lowpass_profile
 from dustcmb.patches.normalise import from_unit
 from dustcmb.simulation.fields import CroppedGaussianField
 from dustcmb.stats.power import FIRST_RING, power_spectrum
@@ -64,12 +66,22 @@ def extend_spectrum(ell: np.ndarray, cl: np.ndarray, ell_nyquist: float) -> tupl
             np.concatenate([[cl[0] * (ell_lo / ell[0]) ** low], cl, [cl[-1] * (ell_hi / ell[-1]) ** high]]))
 
 
+def band_limited_amplitude(field: CroppedGaussianField, ell: np.ndarray, cl: np.ndarray,
+                           ell_nyquist: float) -> np.ndarray:
+    """:meth:`CroppedGaussianField.amplitude` of the :func:`extend_spectrum` of ``cl``, times the window
+    the sky was band-limited with before the patches were cut (in ln I, i.e. in the unit domain): 1 up
+    to 0.75 ℓ_Nyq, cos² to 0 at ℓ_Nyq, 0 in the corners. Without it the power-law extrapolation fills
+    the Fourier corners, and the baselines carry ~2 500× the sky's power there (the grain test)."""
+    window = lowpass_profile(field.mode_ell / ell_nyquist)
+    return field.amplitude(*extend_spectrum(ell, cl, ell_nyquist)) * window
+
+
 def calibration_ratio(field: CroppedGaussianField, ell: np.ndarray, cl: np.ndarray, size_deg: float,
                       ell_nyquist: float, rng: np.random.Generator) -> np.ndarray:
     """``C_in / C_target`` per bin such that cropped draws of ``C_in`` have geometric-mean spectrum ``cl``."""
     cl_in = cl.copy()
     for _ in range(CALIBRATION_ITERATIONS):
-        amplitude = field.amplitude(*extend_spectrum(ell, cl_in, ell_nyquist))
+        amplitude = band_limited_amplitude(field, ell, cl_in, ell_nyquist)
         draws = np.stack([field.draw(amplitude, rng) for _ in range(CALIBRATION_MAPS)])
         cl_in = cl_in * cl / 10.0 ** np.log10(power_spectrum(draws, size_deg)[1]).mean(0)
     return cl_in / cl
@@ -108,7 +120,7 @@ def per_map_fields(real_unit: np.ndarray, size_deg: float, pad: int, rng: np.ran
     large = field.mode_ell < (FIRST_RING - 0.5) * 2.0 * math.pi / math.radians(size_deg)
     maps = np.empty(real_unit.shape)
     for i in tqdm(range(len(real_unit)), desc="baseline fields", unit="map", leave=False):
-        amplitude = field.amplitude(*extend_spectrum(ell, target * modulation[i], ell_nyquist))
+        amplitude = band_limited_amplitude(field, ell, target * modulation[i], ell_nyquist)
         small, broad = field.draw(amplitude * ~large, rng), field.draw(amplitude * large, rng)
         small, broad = small - small.mean(), broad - broad.mean()
         gain = math.sqrt(max(variances[i] - small.var(), 0.0) / max(broad.var(), 1e-30))
