@@ -10,7 +10,7 @@ import yaml
 
 from conftest import run_cli
 from dustcmb.config import load_params
-from dustcmb.evaluation.ablation import VARIANTS, variant_params
+from dustcmb.evaluation.ablation import FIGURES, REFERENCES, VARIANTS, summarise, variant_params
 
 TINY_GAN = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batch_size=8, steps=12, eval_every=4,
                 refine_steps=2, refine_eval_every=1, log_every=2, sample_batch=64)
@@ -77,3 +77,24 @@ def test_ablation_runs_resumes_and_summarises(tmp_path, params_file, tiny_patche
     bad = ("ablate", "--params", params_file, "--patches", tiny_patches, "--out", tmp_path / "bad", "--variants",
            "paper,nonsense", "--seeds", "1", "--device", "cpu")
     assert run_cli(*bad) == 2 and not (tmp_path / "bad").exists()  # a clear error before any training
+
+
+def _fake_run(value: float, missing: str | None = None) -> dict:
+    """A gan.json with every figure at ``value``, less the figure ``missing`` in every reference set."""
+    scores = {key: value for key in FIGURES}
+    ref = {key: v for key, v in scores.items() if key != missing}
+    sets = {name: dict(ref) for name in REFERENCES} | {"gan": dict(scores)}
+    return scores | {name: dict(ref) for name in REFERENCES} | {"held_out": sets, "frechet_floor": value,
+                                                                "best_step": 1}
+
+
+def test_reference_rows_pool_only_runs_of_the_current_evaluation():
+    """Reference rows pool runs across variants, but not runs scored before a figure existed: their
+    baselines were built another way, and mixing them would blur the row."""
+    old = _fake_run(10.0, missing="grain_power_ratio")
+    summary = summarise({"paper": [old, _fake_run(1.0)], "ema": [_fake_run(3.0)]})
+    ref = summary["held_out"]["references"]["baseline_gaussian"]
+    assert ref["n_seeds"] == 2 and ref["frechet_distance"]["mean"] == 2.0
+    assert summary["train"]["variants"]["paper"]["frechet_distance"]["mean"] == 5.5  # variant rows keep all
+    only_old = summarise({"paper": [old]})["held_out"]["references"]["real"]
+    assert only_old["n_seeds"] == 1 and np.isnan(only_old["grain_power_ratio"]["mean"])

@@ -118,10 +118,13 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
     Two regions: ``train`` (against the training-region patches the GAN learnt from and its checkpoint
     was selected on) and ``held_out`` (against the validation + test patches). ``runs`` maps a variant
     to its seeds' gan.json contents. The references (Gaussian and log-normal fields, and on the held-out
-    region the training patches themselves) do not depend on the GAN, so their rows pool every run.
+    region the training patches themselves) do not depend on the GAN, so their rows pool every run
+    scored with the current evaluation (one that has every figure): older runs' baselines were built
+    differently.
     """
     summary: dict = {"overrides": {v: VARIANTS[v] for v in runs}}
-    pooled = [m for metrics in runs.values() for m in metrics]
+    every = [m for metrics in runs.values() for m in metrics]
+    pooled = [m for m in every if _complete(m)] or every
     for region, references in (("train", REFERENCES[1:]), ("held_out", REFERENCES)):
         rows = {variant: {key: _mean_std([_scores(m, region, "gan")[key] for m in metrics]) for key in FIGURES}
                 | {"n_seeds": len(metrics), "best_step": [m["best_step"] for m in metrics]}
@@ -131,6 +134,11 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
         summary[region] = {"variants": rows, "references": refs}
     summary["train"]["frechet_floor"] = _mean_std([m["frechet_floor"] for m in pooled])
     return summary
+
+
+def _complete(metrics: dict) -> bool:
+    """Whether a run's gan.json has every figure of merit for every reference set."""
+    return all(not np.isnan(_scores(metrics, "held_out", name)[key]) for name in REFERENCES for key in FIGURES)
 
 
 def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: list[str], n_seeds: int,
