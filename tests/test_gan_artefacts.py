@@ -17,11 +17,11 @@ from dustcmb.evaluation.artefacts import (
     anisotropy,
     anisotropy_bands,
     beyond_band_power,
-    border_contrast,
     isotropic_average,
 )
 from dustcmb.evaluation.gan_scores import in_band
 from dustcmb.patches.cutter import lowpass_profile
+from dustcmb.stats.borders import border_contrast
 from fields import mode_ell
 
 SIZE_DEG, NPIX, PAD = 20.0, 64, 2
@@ -202,18 +202,6 @@ def test_planted_frames_are_caught_in_pixel_space_and_missed_by_the_spectrum(cle
 def test_border_contrast_rejects_maps_without_an_interior():
     with pytest.raises(ValueError):
         border_contrast(np.zeros((17, 17)))
-
-
-def test_border_contrast_in_chunks_and_batch_shapes(monkeypatch):
-    """Chunks of maps (a short last one), leading batch axes and a single map give the same rows."""
-    import dustcmb.evaluation.artefacts as artefacts
-
-    maps = np.random.default_rng(7).standard_normal((2, 5, 32, 32))
-    whole = border_contrast(maps)
-    monkeypatch.setattr(artefacts, "BORDER_CHUNK_PIXELS", 3 * 32**2)
-    np.testing.assert_allclose(border_contrast(maps), whole, rtol=1e-12)
-    np.testing.assert_allclose(border_contrast(maps[1, 3]), whole[1, 3], rtol=1e-12)
-    assert whole.shape == (2, 5, 2, 4)
 
 
 def test_beyond_band_power_is_1_for_white_noise_and_sees_grain_on_a_band_limited_red_sky():

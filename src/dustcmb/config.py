@@ -137,8 +137,8 @@ class PatchConfig:
 
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
-                "spectral_norm": False, "power_directions": False, "power_handedness": False, "selection": "d_F",
-                "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
+                "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
+                "selection": "d_F", "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
                 "symmetrise_samples": False}
 
 
@@ -179,6 +179,7 @@ class GanConfig:
     spectral_norm: bool = False
     power_directions: bool = True
     power_handedness: bool = True
+    power_borders: bool = False
     selection: str = "d_F+minkowski"
     symmetrise_samples: bool = True
 

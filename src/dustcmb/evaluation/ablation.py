@@ -61,6 +61,9 @@ VARIANTS: dict[str, dict] = {
     # imprint on the outer strips (frame test) is cut away
     "cropped": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                 "symmetrise_samples": True, "gen_crop_px": 8},
+    # and the power discriminator seeing the border strips' gradients (frame test: smoothed borders)
+    "borders": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

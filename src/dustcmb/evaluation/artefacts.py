@@ -1,8 +1,8 @@
-"""Artefact statistics of square maps: diagonal streaks (power anisotropy) and frames (border strips).
+"""Artefact statistics of square maps: diagonal streaks (power anisotropy) and pixel-scale grain.
 
 Both are per-map rows, so the evaluation bootstraps their set means like every other statistic
-(docs/science.md#generator-statistics). The border statistic is invariant under the 8 rotations and
-flips of a map; the anisotropy wedges are permuted by them, so a statistically isotropic set (the
+(docs/science.md#generator-statistics). The anisotropy wedges are permuted by the 8 rotations and
+flips of a map, so a statistically isotropic set (the
 real sky, or any set in random orientations) reads the same in the two axis wedges and in the two
 diagonal ones.
 
@@ -18,9 +18,8 @@ diagonal ones.
   Fourier grid), over the power of the top anisotropy band. The sky is band-limited when patches are
   cut, so real maps have almost none there; a generator can put pixel-scale grain there that no
   spectrum, d_F or streak test sees, and that the eye sees at once.
-* :func:`border_contrast`: in strips at depths 0, 1, 2–3 and 4–7 px from the edge, the rms gradient
-  over that of the interior (≥ 8 px in) and the mean level minus the interior's. It works on the
-  pixels: the spectrum's window tapers the borders away.
+* the frame test's statistic, :func:`dustcmb.stats.borders.border_contrast`, is shared with the
+  power discriminator and lives in :mod:`dustcmb.stats.borders`.
 """
 
 from __future__ import annotations
@@ -37,8 +36,6 @@ WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a th
 WEDGES = ("k_x axis", "k_y axis", "diagonal k_x = k_y", "anti-diagonal k_x = −k_y")
 GROUPS = len(WEDGES) + 1  # mode groups per ring: the wedges, then the modes between them
 BEYOND_BAND_REGIONS = ("0.75-1 l_Nyq", "corners > l_Nyq")  # of beyond_band_power
-BORDER_DEPTHS_PX = (1, 2, 4, 8)  # outer limit of each strip [px]; the interior lies beyond the last
-BORDER_CHUNK_PIXELS = 2**22  # map pixels per chunk of border_contrast (64 maps of 256², ~32 MB each copy)
 
 
 def anisotropy_bands(npix: int) -> np.ndarray:
@@ -187,53 +184,3 @@ def beyond_band_power(maps: np.ndarray, size_deg: float) -> np.ndarray:
     """
     groups = mode_group_power(maps, size_deg, _beyond_band_labels(np.shape(maps)[-1]), beyond_band=True)
     return groups[..., 1:] / np.maximum(groups[..., :1], np.finfo(float).tiny)
-
-
-@functools.lru_cache(maxsize=8)
-def _strip_averages(size: int) -> np.ndarray:
-    """[size², n_strips + 1]: averages over each strip of a size × size grid, the interior last.
-
-    An element's strip is set by its distance to the nearest edge (0 for the outer row).
-    """
-    edge = np.arange(size)
-    depth = np.minimum.outer(np.minimum(edge, edge[::-1]), np.minimum(edge, edge[::-1]))
-    strip = np.searchsorted(BORDER_DEPTHS_PX, depth, side="right").ravel()  # interior: len(BORDER_DEPTHS_PX)
-    members = np.eye(len(BORDER_DEPTHS_PX) + 1)[strip]
-    return members / members.sum(0)
-
-
-def border_contrast(maps: np.ndarray) -> np.ndarray:
-    """Gradient rms and mean level of border strips against the interior, in pixel space.
-
-    The gradient of a 2 × 2 cell is the mean of its two differences along each axis, so every cell
-    lies inside the map; cells and pixels are assigned to strips by their distance to the nearest
-    edge (a cell by its outer pixel row).
-
-    Parameters
-    ----------
-    maps : numpy.ndarray [..., N, N]
-        Maps (N > 2 · the deepest strip).
-
-    Returns
-    -------
-    numpy.ndarray [..., 2, n_strips]
-        Row 0: rms gradient in the strip / rms gradient of the interior [1]; row 1: mean of the
-        strip − mean of the interior [map unit]. 1 and 0 for a stationary field.
-    """
-    shape = np.shape(maps)
-    npix = shape[-1]
-    if len(shape) < 2 or shape[-2] != npix or npix <= 2 * BORDER_DEPTHS_PX[-1] + 1:
-        raise ValueError(f"border_contrast needs square maps wider than {2 * BORDER_DEPTHS_PX[-1] + 1} px "
-                         f"(an interior beyond the strips), got shape {shape}")
-    flat = np.reshape(maps, (-1, npix, npix))
-    chunk = max(1, BORDER_CHUNK_PIXELS // npix**2)  # float64 copies of a chunk only, not of the set
-    out = np.empty((len(flat), 2, len(BORDER_DEPTHS_PX)))
-    for start in range(0, len(flat), chunk):
-        m = flat[start : start + chunk].astype(np.float64)
-        gx = 0.5 * (m[:, :-1, 1:] - m[:, :-1, :-1] + m[:, 1:, 1:] - m[:, 1:, :-1])
-        gy = 0.5 * (m[:, 1:, :-1] - m[:, :-1, :-1] + m[:, 1:, 1:] - m[:, :-1, 1:])
-        grad = (gx**2 + gy**2).reshape(len(m), -1) @ _strip_averages(npix - 1)
-        level = m.reshape(len(m), -1) @ _strip_averages(npix)
-        out[start : start + chunk, 0] = np.sqrt(grad[:, :-1] / grad[:, -1:])
-        out[start : start + chunk, 1] = level[:, :-1] - level[:, -1:]
-    return out.reshape(*shape[:-2], 2, len(BORDER_DEPTHS_PX))

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from dustcmb import tracking
 from dustcmb.config import GanEvalConfig, Params
 from dustcmb.errors import InputError
-from dustcmb.evaluation.artefacts import BORDER_DEPTHS_PX, WEDGE_HALF_WIDTH_DEG, band_ell_edges
+from dustcmb.evaluation.artefacts import WEDGE_HALF_WIDTH_DEG, band_ell_edges
 from dustcmb.evaluation.baselines import BASELINES, MATCHES, gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan_plots import write_figures
 from dustcmb.evaluation.gan_scores import (
@@ -55,6 +55,7 @@ from dustcmb.patches.normalise import from_unit, to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, derived_seed, seed_everything, torch_rng
 from dustcmb.stats import (
+    BORDER_DEPTHS_PX,
     ell_bins,
     power_spectrum,
 )

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from dustcmb.evaluation.artefacts import BORDER_DEPTHS_PX, WEDGE_HALF_WIDTH_DEG, WEDGES
+from dustcmb.evaluation.artefacts import WEDGE_HALF_WIDTH_DEG, WEDGES
 from dustcmb.evaluation.baselines import BASELINES
+from dustcmb.stats.borders import BORDER_DEPTHS_PX
 from dustcmb.stats.power import dl_from_cl
 from dustcmb.storage import atomic_dir
 

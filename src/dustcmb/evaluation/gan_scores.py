@@ -15,9 +15,10 @@ import torch
 
 from dustcmb.config import GanEvalConfig
 from dustcmb.errors import ConfigError
-from dustcmb.evaluation.artefacts import anisotropy, beyond_band_power, border_contrast, isotropic_average
+from dustcmb.evaluation.artefacts import anisotropy, beyond_band_power, isotropic_average
 from dustcmb.seeding import Stream, derived_seed
 from dustcmb.stats import (
+    border_contrast,
     histogram_counts,
     intersection,
     minkowski,

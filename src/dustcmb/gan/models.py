@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dustcmb.patches.cutter import lowpass_profile
+from dustcmb.stats.borders import border_contrast
 from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_halves, wedge_kinds
 
 BN_MOMENTUM = 0.1
@@ -305,10 +306,17 @@ class PowerDiscriminator(nn.Module):
     handed : bool
         Two more input channels hold each map's :func:`log_handedness` (whose mean over the
         augmented real set is 0), so a preferred orientation is visible too.
+    border_moments : torch.Tensor [2, n_strips], optional
+        Mean and standard deviation over the real maps of the log rms-gradient ratio of each border
+        strip (:func:`dustcmb.stats.borders.border_contrast`). When given, each map's standardised
+        ratios join the dense head's input: the spectrum's window tapers the borders away, so
+        without them neither the frame a generator leaves nor smoothed borders reach this
+        discriminator.
     """
 
     def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor,
-                 mean_log_anisotropy: torch.Tensor | None = None, handed: bool = False) -> None:
+                 mean_log_anisotropy: torch.Tensor | None = None, handed: bool = False,
+                 border_moments: torch.Tensor | None = None) -> None:
         super().__init__()
         _check_npix(npix)
         bins = n_bins(npix)
@@ -333,7 +341,14 @@ class PowerDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm1d(widths[i + 1], momentum=BN_MOMENTUM))
             length = (length + 2 * paddings[i] - kernels[i]) // 2 + 1
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(widths[-1] * length, 1)
+        self.borders = border_moments is not None
+        extra = 0
+        if self.borders:
+            if border_moments.ndim != 2 or border_moments.shape[0] != 2 or not bool(torch.all(border_moments[1] > 0)):
+                raise ValueError("border_moments must be [2, n_strips]: means and positive standard deviations")
+            self.register_buffer("border_moments", border_moments.detach().clone().float())
+            extra = border_moments.shape[1]
+        self.head = nn.Linear(widths[-1] * length + extra, 1)
 
     def fractional_spectrum(self, maps: torch.Tensor) -> torch.Tensor:
         """``C_ℓ / C̄_ℓ^real - 1`` of maps ``[B, 1, N, N]``, shape ``[B, 1, n_bins(N)]``."""
@@ -346,4 +361,8 @@ class PowerDiscriminator(nn.Module):
             x = torch.cat([x, log_anisotropy(maps, self.size_deg) - self.mean_log_anisotropy], dim=1)
         if self.handed:
             x = torch.cat([x, log_handedness(maps[:, 0], self.size_deg)], dim=1)
-        return self.head(self.features(x).flatten(1)).squeeze(1)
+        x = self.features(x).flatten(1)
+        if self.borders:
+            ratios = torch.log(border_contrast(maps[:, 0])[:, 0])
+            x = torch.cat([x, (ratios - self.border_moments[0]) / self.border_moments[1]], dim=1)
+        return self.head(x).squeeze(1)

@@ -44,6 +44,7 @@ from dustcmb.patches import split
 from dustcmb.patches.normalise import to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, numpy_rng, seed_everything, torch_rng
+from dustcmb.stats.borders import border_contrast
 from dustcmb.stats.power import power_spectrum
 from dustcmb.storage import atomic_dir, write_json
 
@@ -60,6 +61,7 @@ class RealSet:
     cl: np.ndarray  # [n, n_bins] C_ℓ of the real maps in MJy/sr, for d_F
     mean_unit_cl: torch.Tensor  # [n_bins] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
     mean_log_anisotropy: torch.Tensor  # [n_bins] mean log_anisotropy of the unit-domain maps (directional disc)
+    border_moments: torch.Tensor  # [2, n_strips] mean and std over maps of ln(border gradient ratio) (border features)
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
 
@@ -162,10 +164,12 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     _, real_cl = power_spectrum(patches_mjysr, meta["size_deg"])
     _, unit_cl = power_spectrum(real_unit[:, 0].double(), meta["size_deg"])
     anisotropy = log_anisotropy(real_unit[:, 0].double(), meta["size_deg"])
+    border_ratios = torch.log(border_contrast(real_unit[:, 0].double())[:, 0])
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
     moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski" else None
     return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
-                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments)
+                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments,
+                   border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float())
 
 
 def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
@@ -174,7 +178,7 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
     seed_everything(params.seed)
     real = real_set(params, patches_dir)
     nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device,
-                 real.mean_log_anisotropy)
+                 real.mean_log_anisotropy, real.border_moments)
     rng = torch_rng(params.seed, Stream.GAN_BATCHES)
     state = GanState(fingerprint=_fingerprint(params, real.meta, len(real.unit)))
     if resume:
