@@ -81,7 +81,8 @@ def test_one_training_step_at_paper_size():
     """One full GAN step at 256² (paper widths, batch 2) runs on CPU and moves every network."""
     torch.manual_seed(0)
     cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
-    nets = build(cfg, 256, 20.0, torch.full((n_bins(256),), 1e-6), "cpu")
+    moments = torch.stack([torch.zeros(4), torch.ones(4)])
+    nets = build(cfg, 256, 20.0, torch.full((n_bins(256),), 1e-6), "cpu", torch.zeros(n_bins(256)), moments)
     before = {k: [p.detach().clone() for p in nets.net(k).parameters()] for k in NETS}
     rng = torch.Generator().manual_seed(1)
     real = torch.rand(2, 1, 256, 256) * 2 - 1
@@ -94,14 +95,17 @@ def test_one_training_step_at_paper_size():
 
 def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
     """One 64² step with all additions (TTUR, EMA, R1, augmented fakes, minibatch-std, spectral norm,
-    directional power discriminator)
+    directional power discriminator with border features; these need the real maps' moments)
     moves every network; the EMA generator moves by (1 − decay) of the live one's first step exactly.
     ``recipe: paper`` resets every addition and the discriminators' learning rate."""
     torch.manual_seed(0)
     cfg = GanConfig(gen_channels=32, disc_width=4, power_width=4, batch_size=4, disc_lr=4e-4, ema_decay=0.9,
                     r1_gamma=1.0, augment_fakes=True, minibatch_std=True, spectral_norm=True, power_directions=True)
-    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)))
-    assert nets.power_disc.directional
+    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)),
+                 torch.stack([torch.zeros(4), torch.ones(4)]))
+    assert nets.power_disc.directional and nets.power_disc.borders
+    with pytest.raises(ValueError, match="border_moments"):
+        build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)))
     assert nets.opts["map_disc"].param_groups[0]["lr"] == 4e-4 and nets.opts["generator"].param_groups[0]["lr"] == 2e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in nets.map_disc.modules())
     start = [p.detach().clone() for p in nets.generator.parameters()]

@@ -179,7 +179,7 @@ class GanConfig:
     spectral_norm: bool = False
     power_directions: bool = True
     power_handedness: bool = True
-    power_borders: bool = False
+    power_borders: bool = True
     selection: str = "d_F+minkowski"
     symmetrise_samples: bool = True
 
