@@ -165,3 +165,22 @@ def test_trainer_sees_only_training_patches(patches_dir):
     train = [i for i, label in enumerate(meta["split"]) if label == "train"]
     assert len(real.unit) == len(train) == N_MAPS - 2 * N_HELD
     np.testing.assert_array_equal(real.unit[:, 0].numpy(), to_unit(maps[train], meta["log_min"], meta["log_max"]))
+
+
+def test_frame_constraint_selects_the_best_step_without_a_detected_frame(patches_dir, tmp_path, monkeypatch):
+    """``selection: d_F+minkowski+borders``: the selected step is the lowest-score one among steps whose
+    frame distance is at most the detection threshold, or the lowest-score step of all if none passes;
+    every score is still d_F + Minkowski distance (the frame is a constraint, not a term). The tiny
+    networks' frame distances run from ~30 (the untrained generator) to ~300, so the threshold is set
+    to 170 to exercise both kinds of step."""
+    import dustcmb.gan.train as gan_train
+
+    monkeypatch.setattr(gan_train, "FRAME_DETECTED", 170.0)
+    params = _params(selection="d_F+minkowski+borders")
+    config = train(params, patches_dir, tmp_path / "gan", tmp_path / "ckpt", root=tmp_path)
+    history = json.loads((tmp_path / "gan" / "history.json").read_text())["d_F"]
+    assert all(e["score"] == e["d_F"] + e["minkowski"] and e["frame"] >= 0 for e in history)
+    passing = [e for e in history if e["frame"] <= 170.0]
+    assert 0 < len(passing) < len(history)
+    best = min(passing, key=lambda e: e["score"])  # over both phases: refining restarts from the best
+    assert config["best_step"] == best["step"] and config["best_frameless"]

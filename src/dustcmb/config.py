@@ -135,6 +135,7 @@ class PatchConfig:
         return int(math.floor(180.0 / (self.size_deg / self.npix)))
 
 
+SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders")  # gan.selection: checkpoint scores (gan/selection.py)
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
@@ -191,8 +192,8 @@ class GanConfig:
         _require(self.disc_lr > 0, f"gan.disc_lr={self.disc_lr} must be > 0")
         _require(0 <= self.ema_decay < 1, f"gan.ema_decay={self.ema_decay} must lie in [0, 1) (0 = off)")
         _require(self.r1_gamma >= 0, f"gan.r1_gamma={self.r1_gamma} must be >= 0 (0 = off)")
-        _require(self.selection in ("d_F", "d_F+minkowski"),
-                 f"gan.selection={self.selection!r}: use d_F or d_F+minkowski")
+        _require(self.selection in SELECTIONS,
+                 f"gan.selection={self.selection!r}: use one of {', '.join(SELECTIONS)}")
         for name in ("latent_dim", "disc_width", "power_width", "batch_size", "steps", "eval_every",
                      "refine_eval_every", "log_every", "sample_batch"):
             _require(getattr(self, name) > 0, f"gan.{name}={getattr(self, name)} must be > 0")

@@ -64,6 +64,9 @@ VARIANTS: dict[str, dict] = {
     # and the power discriminator seeing the border strips' gradients (frame test: smoothed borders)
     "borders": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                 "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True},
+    # and checkpoint selection restricted to steps whose mean borders match the real ones (frame test over seeds)
+    "select_borders": {**FULLRES, **NOISE, **DIRECTIONS, "power_handedness": True, "symmetrise_samples": True,
+                       "gen_bandlimit": True, "power_borders": True, "selection": "d_F+minkowski+borders"},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

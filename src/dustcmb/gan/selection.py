@@ -4,7 +4,13 @@ d_F compares only the power spectra of real and generated maps, so on its own it
 generator of Gaussian blobs from one of filaments with the same spectrum. ``selection: d_F+minkowski``
 adds a morphology term, :func:`minkowski_distance`, computed on the same generated maps against the
 *training* patches: the selection never looks at held-out sky, and the evaluation stage reports on the
-held-out region whether what was selected generalises.
+held-out region whether what was selected generalises. ``d_F+minkowski+borders`` also asks that the
+mean border strips match the real ones, :func:`frame_distance` ≤ :data:`FRAME_DETECTED`: a step whose
+frame is detected loses to any whose frame is not, and the score decides within each kind. The
+spectrum's window hides the outer strips from d_F, and whether a step has the real borders' roughness
+varies from step to step even when the discriminator sees them. A constraint rather than a third term,
+because at the scale of the other terms (one map's scatter) a frame the mean of hundreds of maps
+detects is worth ~0.01, and at its own scale (the standard error of that mean) it would outweigh them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from dustcmb.patches.normalise import from_unit
+from dustcmb.stats.borders import border_contrast
 from dustcmb.stats.frechet import spectra_frechet_distance
 from dustcmb.stats.minkowski import minkowski
 from dustcmb.stats.power import power_spectrum
@@ -54,3 +61,27 @@ def minkowski_distance(real: np.ndarray, fake_unit: np.ndarray) -> float:
     mean, std = real
     used = std > 0
     return float(np.mean(((fake_mean - mean)[used] / std[used]) ** 2))
+
+
+FRAME_DETECTED = 4.0  # mean z² of the border statistics above which a frame counts as seen: 2 standard errors rms
+
+
+def frame_moments(unit_maps: np.ndarray) -> np.ndarray:
+    """Mean and std over maps [2, 2, n_strips] of the border strips' ln gradient ratio and level contrast
+    (:func:`~dustcmb.stats.borders.border_contrast`; unit domain)."""
+    contrast = border_contrast(unit_maps)
+    contrast[:, 0] = np.log(contrast[:, 0])  # ratios: symmetric in ln, like the discriminator's features
+    return np.stack([contrast.mean(axis=0), contrast.std(axis=0)])
+
+
+def frame_distance(real: np.ndarray, n_real: int, fake_unit: np.ndarray) -> float:
+    """Mean over strips and both statistics of z², ``z = (⟨b⟩_fake − ⟨b⟩_real) / (σ_real √(1/n_fake + 1/n_real))``.
+
+    Unlike :func:`minkowski_distance` the unit is the standard error of the means, not one map's
+    scatter: a frame a few per cent smoother than the interior is invisible in one map but shows in the
+    mean over hundreds, which is what the evaluation's frame test measures. About 1 for a generator
+    with the real borders; above :data:`FRAME_DETECTED` the frame is detected.
+    """
+    mean, std = real
+    error = std * np.sqrt(1.0 / len(fake_unit) + 1.0 / n_real)
+    return float(np.mean(((frame_moments(fake_unit)[0] - mean) / error) ** 2))

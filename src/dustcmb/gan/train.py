@@ -37,7 +37,14 @@ from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.gan.models import log_anisotropy
 from dustcmb.gan.sample import generate_unit
-from dustcmb.gan.selection import log10_spectra_distance, minkowski_distance, minkowski_moments
+from dustcmb.gan.selection import (
+    FRAME_DETECTED,
+    frame_distance,
+    frame_moments,
+    log10_spectra_distance,
+    minkowski_distance,
+    minkowski_moments,
+)
 from dustcmb.gan.step import GanNets, build, train_step
 from dustcmb.gan.symmetry import random_symmetry
 from dustcmb.patches import split
@@ -64,6 +71,7 @@ class RealSet:
     border_moments: torch.Tensor  # [2, n_strips] mean and std over maps of ln(border gradient ratio) (border features)
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
+    frame: np.ndarray | None = None  # [2, 2, n_strips] mean, std over maps of border statistics (frame selection)
 
 
 @dataclasses.dataclass
@@ -79,6 +87,7 @@ class GanState:
     best_d_F: float = math.inf  # d_F of the selected step
     best_score: float = math.inf  # the selection score of that step (d_F, + Minkowski distance)
     best_step: int = -1
+    best_frameless: bool = False  # whether that step's borders pass the frame constraint (always, without one)
     run_id: str | None = None
     seconds: float = 0.0
 
@@ -135,19 +144,24 @@ def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> 
 
     The score is d_F, or with ``selection: d_F+minkowski`` d_F plus :func:`minkowski_distance` of the
     same generated maps against the training patches (both dimensionless, both 0 for a perfect
-    generator): d_F sees only the spectra, the Minkowski term the morphology and the tails.
+    generator): d_F sees only the spectra, the Minkowski term the morphology and the tails. With
+    ``d_F+minkowski+borders`` a step whose :func:`frame_distance` exceeds :data:`FRAME_DETECTED` (a
+    frame d_F's window hides) is kept only while no step without a detected frame has been seen.
     """
     fake = generate_unit(nets.sampler, real.eval_z, cfg.sample_batch)
     d_f = log10_spectra_distance(fake, real.cl, real.meta)
     record = {"step": state.step, "d_F": d_f}
     if real.minkowski is not None:
         record["minkowski"] = minkowski_distance(real.minkowski, fake)
+    if real.frame is not None:
+        record["frame"] = frame_distance(real.frame, len(real.unit), fake)
     record["score"] = d_f + record.get("minkowski", 0.0)
     state.history.append(record)
     mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=state.step)
-    if state.best is None or record["score"] < state.best_score:
+    frameless = record.get("frame", 0.0) <= FRAME_DETECTED
+    if state.best is None or (not frameless, record["score"]) < (not state.best_frameless, state.best_score):
         state.best_score, state.best_d_F, state.best_step = record["score"], d_f, state.step
-        state.best = copy.deepcopy(nets.state())
+        state.best_frameless, state.best = frameless, copy.deepcopy(nets.state())
 
 
 def real_set(params: Params, patches_dir: Path) -> RealSet:
@@ -166,9 +180,10 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     anisotropy = log_anisotropy(real_unit[:, 0].double(), meta["size_deg"])
     border_ratios = torch.log(border_contrast(real_unit[:, 0].double())[:, 0])
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
-    moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski" else None
+    moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection != "d_F" else None
+    frame = frame_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski+borders" else None
     return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
-                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments,
+                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments, frame=frame,
                    border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float())
 
 
@@ -220,7 +235,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
               "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
-              "selection": cfg.selection, "best_step": state.best_step,
+              "selection": cfg.selection, "best_step": state.best_step, "best_frameless": state.best_frameless,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
               "n_real": len(real.unit), "train_seconds": state.seconds, "mlflow_run_id": state.run_id}
     best = state.best["nets"]["generator"] if state.best["ema"] is None else state.best["ema"]
