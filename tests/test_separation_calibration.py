@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dustcmb.separation import calibration
 
@@ -131,3 +132,26 @@ def test_brightness_groups_expose_coverage_that_cancels_across_maps():
     assert by_group[1] is None and by_group[2] is None and by_group[4] is None
     assert abs(by_group[0] - 0.383) < 0.02 and abs(by_group[3] - 0.954) < 0.02
     assert abs(calibration.coverage(truth, interval).mean() - (0.383 + 0.954) / 2) < 0.02
+
+
+def test_clustered_standard_error_counts_dust_maps_not_draws():
+    """Exact cases. Every item its own cluster: the binomial √(p(1 − p)/n) times √(G/(G − 1)).
+    Clusters of m draws that are all covered or all missed together (one dust map decides): the
+    error is that of G = n/m independent maps, √m times the binomial one. Independent draws within
+    clusters of 12: the item binomial error, to 10 % (the clustered estimator's own scatter over
+    G = 400 clusters is ~√(1/(2G)) ≈ 4 % relative)."""
+    rng = np.random.default_rng(3)
+    n, m = 4800, 12
+    inside = rng.random((n, 2)) < 0.68
+    p = inside.mean(axis=0)
+    binomial = np.sqrt(p * (1 - p) / n)
+    singletons = calibration.clustered_standard_error(inside, np.arange(n))
+    np.testing.assert_allclose(singletons, binomial * np.sqrt(n / (n - 1)), rtol=1e-12)
+    maps = np.arange(n) % (n // m)  # item i is map i % G, like SeparationDataset's draws
+    np.testing.assert_allclose(calibration.clustered_standard_error(inside, maps), binomial, rtol=0.1)
+    shared = inside[maps]  # each map's first draw decides all of its draws
+    p = shared.mean(axis=0)
+    expected = np.sqrt(p * (1 - p) / (n // m)) * np.sqrt((n // m) / (n // m - 1))
+    np.testing.assert_allclose(calibration.clustered_standard_error(shared, maps), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="two clusters"):
+        calibration.clustered_standard_error(inside, np.zeros(n, dtype=int))

@@ -59,6 +59,11 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
         by_brightness = metrics["calibrated"]["by_brightness"]
         assert sum(by_brightness["n"]) == metrics["n_test"] and len(by_brightness[f"coverage_{level}"]) == 5
         assert all(c is None or 0 <= c <= 1 for c in by_brightness[f"coverage_{level}"])
+        assert len(metrics["calibrated"][f"coverage_{level}_se_per_ell"]) == n_ell
+        assert all(0 <= e <= 0.5 for e in metrics["calibrated"][f"coverage_{level}_se_per_ell"])
+        within = metrics["calibrated"]["within_range"]
+        assert within["n"] == sum(by_brightness["n"][:4])
+        assert within["n"] == 0 or len(within[f"coverage_{level}_per_ell"]) == n_ell
     assert 0 <= metrics["pixel_coverage_68"] <= 1
     assert 0 <= metrics["coverage_68"] <= metrics["coverage_95"] <= 1
     assert metrics["coverage_68"] == pytest.approx(np.mean(metrics["coverage_68_per_ell"]))

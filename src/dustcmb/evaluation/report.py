@@ -32,7 +32,7 @@ def _ell_range(bounds) -> str:
 
 
 def _span(per_ell) -> str:
-    return f"{min(per_ell):.2f}–{max(per_ell):.2f}"
+    return f"{min(per_ell):.3f}–{max(per_ell):.3f}" if max(per_ell) < 0.1 else f"{min(per_ell):.2f}–{max(per_ell):.2f}"
 
 
 def _groups(coverages) -> str:
@@ -73,6 +73,13 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
      "calibrated.by_brightness.coverage_68", _groups),
     ("95 % calibrated coverage, same groups", "calibrated.by_brightness.coverage_95", _groups),
     ("test maps in those groups", "calibrated.by_brightness.n", lambda n: " / ".join(map(str, n))),
+    ("calibration error 68 % / 95 %, test maps within the calibration maps' brightness (Q1–Q4)",
+     "calibrated.within_range", _errors),
+    ("68 % calibrated coverage of those maps, min–max over ℓ bins", "calibrated.within_range.coverage_68_per_ell",
+     _span),
+    ("standard error of a bin's 68 % calibrated coverage, dust maps as the unit (min–max over ℓ)",
+     "calibrated.coverage_68_se_per_ell", _span),
+    ("same, 95 %", "calibrated.coverage_95_se_per_ell", _span),
     ("calibration error 68 % / 95 %, MC-dropout width alone", "calibrated_mc", _errors),
     ("calibration error 68 % / 95 %, dust-leakage width alone", "calibrated_leakage", _errors),
     ("pixels within one MC σ of the truth (target 0.68)", "pixel_coverage_68", "{:.3f}"),

@@ -23,6 +23,9 @@ Figures of merit (``metrics/separation.json``):
   calibration's coverage (``coverage_68``, ``coverage_95``: mean over maps and ℓ bins) and map count
   ``n`` in five groups of dust brightness, the calibration maps' quartiles (``upper_edges``, mean
   ``ln C_ℓ`` of the dust-dominated channel [ln(µK² sr)]) and a fifth group brighter than any of them;
+  ``calibrated.within_range``: the reported calibration per ℓ on the ``n`` test maps of the first four
+  groups, where its widths interpolate; ``calibrated.coverage_<level>_se_per_ell``: standard error of
+  the reported coverage per ℓ with the dust map as the independent unit (its draws share their dust);
   ``pixel_coverage_68``: pixels within one MC σ of the truth;
 - ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
   ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
@@ -150,17 +153,20 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
     """Run MC dropout and the classical baselines over ``n_maps`` maps of a set from ``start`` (default: all).
 
     Returns per-map spectra (``cl_true``, ``cl_quantiles``, ``cl_channels``, and ``cl_<e>`` of each
-    estimate and ``clres_<e>`` of its residual for ``e`` in :data:`ESTIMATORS`), residual sums
+    estimate and ``clres_<e>`` of its residual for ``e`` in :data:`ESTIMATORS`), each item's ``dust_map``, residual sums
     ``sq_<e>``, the summed MC std and example maps. Maps are processed ``CHUNK`` at a time.
     """
     cfg = params.separation
     norm = test.normalisation
-    keys = ("cl_true", "cl_quantiles", "cl_channels", *(f"{p}_{e}" for p in ("cl", "clres") for e in ESTIMATORS))
+    keys = ("cl_true", "cl_quantiles", "cl_channels", "dust_map",
+            *(f"{p}_{e}" for p in ("cl", "clres") for e in ESTIMATORS))
     out = {k: [] for k in keys} | {f"sq_{e}": np.zeros(2) for e in ESTIMATORS}
     out |= {"std_sum": 0.0, "pixels_in_68": 0, "examples": []}
     stop = len(test) if n_maps is None else min(start + n_maps, len(test))
     for first in tqdm(range(start, stop, CHUNK), desc="MC dropout + baselines", unit="chunk"):
-        items = [test.sample_uk(i) for i in range(first, min(first + CHUNK, stop))]
+        chunk = range(first, min(first + CHUNK, stop))
+        items = [test.sample_uk(i) for i in chunk]
+        out["dust_map"].append(np.array([test.dust_map(i) for i in chunk]))
         channels_uk = np.stack([c for c, _ in items])
         cmb_uk = np.stack([t for _, t in items]).astype(np.float64)
         classical = classical_estimates(channels_uk, params)
@@ -220,6 +226,8 @@ def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: in
         counts = np.bincount(groups, minlength=calibration.BRIGHTNESS_GROUPS)
         out["calibrated"]["by_brightness"] = {"upper_edges": calibration.group_edges(fitted.brightness).tolist(),
                                               "n": counts.tolist()}
+        in_range = groups < calibration.BRIGHTNESS_GROUPS - 1  # no brighter than the brightest calibration map
+        out["calibrated"]["within_range"] = {"n": int(in_range.sum())}
     for level in calibration.LEVELS:
         nominal = calibration.LEVELS[level][2]
         centred = calibration.coverage(cl_true, calibration.centred_interval(cl_est, q, level))
@@ -236,10 +244,29 @@ def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: in
                           f"calibration_error_{level}": float(np.abs(cover - nominal).mean()),
                           f"factors_{level}_per_ell": factors.tolist()}
             if name == "calibrated":
-                interval = calibration.calibrated_interval(cl_est, width, factors)
-                out[name]["by_brightness"][f"coverage_{level}"] = calibration.coverage_by_group(
-                    cl_true, interval, groups, calibration.BRIGHTNESS_GROUPS)
+                _reported_detail(out[name], data, calibration.calibrated_interval(cl_est, width, factors),
+                                 groups, in_range, level)
     return out
+
+
+def _reported_detail(section: dict, data: dict, interval: tuple[np.ndarray, np.ndarray], groups: np.ndarray,
+                     in_range: np.ndarray, level: str) -> None:
+    """Add to the reported calibration's ``section``: the dust-map clustered standard error of its
+    coverage per ℓ (with test maps from at least two dust maps), its coverage by brightness group, and
+    per ℓ on the test maps within the calibration maps' brightness (``within_range``: where the widths
+    are interpolated, not extrapolated)."""
+    cl_true, nominal = data["cl_true"], calibration.LEVELS[level][2]
+    low, high = interval
+    inside = (low <= cl_true) & (cl_true <= high)
+    if len(np.unique(data["dust_map"])) > 1:
+        error = calibration.clustered_standard_error(inside, data["dust_map"])
+        section[f"coverage_{level}_se_per_ell"] = error.tolist()
+    section["by_brightness"][f"coverage_{level}"] = calibration.coverage_by_group(
+        cl_true, interval, groups, calibration.BRIGHTNESS_GROUPS)
+    if in_range.any():
+        cover = inside[in_range].mean(axis=0)
+        section["within_range"] |= {f"coverage_{level}_per_ell": cover.tolist(),
+                                    f"calibration_error_{level}": float(np.abs(cover - nominal).mean())}
 
 
 def fit_calibration(data: dict, dust_channel: int) -> Calibration:

@@ -119,7 +119,9 @@ def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
     (variance-model width, the reported one, and the MC-dropout and dust-leakage widths alone); and, when
     calibrated, the reported calibration's coverage in groups of dust brightness (``calibrated.by_brightness``).
 
-    Error bars are binomial, ``√(p(1 − p)/n)`` over the ``n`` test maps (of the group).
+    Error bars of the reported calibration are its clustered standard errors (the dust map as the
+    unit, ``calibrated.coverage_<level>_se_per_ell``); the others' are binomial, ``√(p(1 − p)/n)`` over
+    the ``n`` test maps (of the group), which understates the error of draws that share their dust.
     """
     by_brightness = metrics.get("calibrated", {}).get("by_brightness")
     fig, axes = plt.subplots(1, 3 if by_brightness else 2, figsize=(16 if by_brightness else 11, 4), sharey=True)
@@ -134,8 +136,8 @@ def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
             if key not in source:
                 continue
             p = np.asarray(source[key])
-            ax.errorbar(ell, p, yerr=np.sqrt(p * (1 - p) / n), color=color, marker=".", ms=4, lw=1,
-                        capsize=2, label=label)
+            err = np.asarray(source.get(f"coverage_{level}_se_per_ell", np.sqrt(p * (1 - p) / n)))
+            ax.errorbar(ell, p, yerr=err, color=color, marker=".", ms=4, lw=1, capsize=2, label=label)
         ax.axhline(int(level) / 100, color="k", ls="--", lw=0.8)
         ax.set_xlabel("ℓ")
         ax.set_title(f"{level} % interval")

@@ -134,10 +134,14 @@ class SeparationDataset(Dataset):
     def __len__(self) -> int:
         return self.source_index.size * self.realisations
 
+    def dust_map(self, i: int) -> int:
+        """Index into ``dust`` of item ``i``'s dust map (items that share it share their dust sky)."""
+        return int(self.source_index[int(i) % self.source_index.size])
+
     def sample_uk(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Item ``i`` in physical units: channels [C, N, N] and CMB [N, N], float32 µK_CMB."""
-        draw, position = divmod(int(i), self.source_index.size)
-        src = int(self.source_index[position])
+        draw = int(i) // self.source_index.size
+        src = self.dust_map(i)
         return self.simulator.observe(self.dust.read(src), self.split, src, draw)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
