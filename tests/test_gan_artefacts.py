@@ -15,13 +15,12 @@ import pytest
 from dustcmb.evaluation.artefacts import (
     WEDGE_HALF_WIDTH_DEG,
     anisotropy,
-    anisotropy_bands,
-    beyond_band_power,
     isotropic_average,
 )
 from dustcmb.evaluation.gan_scores import in_band
 from dustcmb.patches.cutter import lowpass_profile
 from dustcmb.stats.borders import border_contrast
+from dustcmb.stats.power import anisotropy_bands, beyond_band_power
 from fields import mode_ell
 
 SIZE_DEG, NPIX, PAD = 20.0, 64, 2

@@ -183,4 +183,24 @@ def test_frame_constraint_selects_the_best_step_without_a_detected_frame(patches
     passing = [e for e in history if e["frame"] <= 170.0]
     assert 0 < len(passing) < len(history)
     best = min(passing, key=lambda e: e["score"])  # over both phases: refining restarts from the best
-    assert config["best_step"] == best["step"] and config["best_frameless"]
+    assert config["best_step"] == best["step"] and config["best_clean"]
+
+
+def test_artefact_constraints_select_the_best_step_with_neither_frame_nor_grain(patches_dir, tmp_path, monkeypatch):
+    """``selection: d_F+minkowski+artefacts``: the selected step is the lowest-score one among steps that
+    pass both the frame and the grain constraint. The tiny networks' grain ratios on the tiny patch set
+    run from ~0.1 to ~0.25 (their frame distances from ~30 to ~300), so the thresholds are set to 0.215
+    and 170 so that some steps pass both and some pass the frame constraint only."""
+    import dustcmb.gan.train as gan_train
+
+    monkeypatch.setattr(gan_train, "FRAME_DETECTED", 170.0)
+    monkeypatch.setattr(gan_train, "GRAIN_DETECTED", 0.215)
+    params = _params(selection="d_F+minkowski+artefacts")
+    config = train(params, patches_dir, tmp_path / "gan", tmp_path / "ckpt", root=tmp_path)
+    history = json.loads((tmp_path / "gan" / "history.json").read_text())["d_F"]
+    assert all(e["score"] == e["d_F"] + e["minkowski"] and e["grain"] > 0 for e in history)
+    framed = [e for e in history if e["frame"] <= 170.0]
+    clean = [e for e in framed if e["grain"] <= 0.215]
+    assert 0 < len(clean) < len(framed)
+    best = min(clean, key=lambda e: e["score"])
+    assert config["best_step"] == best["step"] and config["best_clean"]

@@ -135,9 +135,10 @@ class PatchConfig:
         return int(math.floor(180.0 / (self.size_deg / self.npix)))
 
 
-SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders")  # gan.selection: checkpoint scores (gan/selection.py)
+# gan.selection: checkpoint scores (gan/selection.py)
+SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders", "d_F+minkowski+artefacts")
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
-PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "minibatch_std": False,
+PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "disc_roll": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
                 "selection": "d_F", "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
                 "symmetrise_samples": False}
@@ -176,6 +177,7 @@ class GanConfig:
     ema_decay: float = 0.0
     r1_gamma: float = 0.0
     augment_fakes: bool = False
+    disc_roll: bool = False
     minibatch_std: bool = False
     spectral_norm: bool = False
     power_directions: bool = True

@@ -67,6 +67,16 @@ VARIANTS: dict[str, dict] = {
     # and checkpoint selection restricted to steps whose mean borders match the real ones (frame test over seeds)
     "select_borders": {**FULLRES, **NOISE, **DIRECTIONS, "power_handedness": True, "symmetrise_samples": True,
                        "gen_bandlimit": True, "power_borders": True, "selection": "d_F+minkowski+borders"},
+    # and selection restricted to steps with neither a detected frame nor detected grain
+    "select_clean": {**FULLRES, **NOISE, **DIRECTIONS, "power_handedness": True, "symmetrise_samples": True,
+                     "gen_bandlimit": True, "power_borders": True, "selection": "d_F+minkowski+artefacts"},
+    # and the map discriminator seeing every map circularly shifted: the borders inside its field of view
+    "rolled": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+               "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True, "disc_roll": True},
+    # and the generator drawing a canvas 8 px wider on every side, cropped: `cropped` with the band-limit and
+    # border features of `borders` (whether the padding's imprint is what remains of the frame)
+    "borders_cropped": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                        "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True, "gen_crop_px": 8},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

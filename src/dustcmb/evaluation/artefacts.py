@@ -1,4 +1,4 @@
-"""Artefact statistics of square maps: diagonal streaks (power anisotropy) and pixel-scale grain.
+"""Artefact statistics of square maps: diagonal streaks (power anisotropy); pointers to grain and frames.
 
 Both are per-map rows, so the evaluation bootstraps their set means like every other statistic
 (docs/science.md#generator-statistics). The anisotropy wedges are permuted by the 8 rotations and
@@ -14,10 +14,11 @@ diagonal ones.
   The two axes and the two diagonals are kept apart: a generator whose maps all lean the same way
   would read as isotropic if they were lumped. The modes are the estimator's own prewhitened,
   windowed ones.
-* :func:`beyond_band_power`: the power above the reported rings (0.75 ℓ_Nyq to the corners of the
-  Fourier grid), over the power of the top anisotropy band. The sky is band-limited when patches are
-  cut, so real maps have almost none there; a generator can put pixel-scale grain there that no
-  spectrum, d_F or streak test sees, and that the eye sees at once.
+* the grain test's statistic, :func:`dustcmb.stats.power.beyond_band_power` (the power above the
+  reported rings over that of the top anisotropy band), lives in :mod:`dustcmb.stats.power` because
+  checkpoint selection uses it too. The sky is band-limited when patches are cut, so real maps have
+  almost none there; a generator can put pixel-scale grain there that no spectrum, d_F or streak
+  test sees, and that the eye sees at once.
 * the frame test's statistic, :func:`dustcmb.stats.borders.border_contrast`, is shared with the
   power discriminator and lives in :mod:`dustcmb.stats.borders`.
 """
@@ -29,20 +30,11 @@ import functools
 
 import numpy as np
 
-from dustcmb.stats.power import mode_group_power, reported_rings, wedge_halves, wedge_kinds
+from dustcmb.stats.power import anisotropy_bands, mode_group_power, reported_rings, wedge_halves, wedge_kinds
 
-N_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported rings
 WEDGE_HALF_WIDTH_DEG = 15.0  # each wedge spans ±15° about its direction: a third of the modes each
 WEDGES = ("k_x axis", "k_y axis", "diagonal k_x = k_y", "anti-diagonal k_x = −k_y")
 GROUPS = len(WEDGES) + 1  # mode groups per ring: the wedges, then the modes between them
-BEYOND_BAND_REGIONS = ("0.75-1 l_Nyq", "corners > l_Nyq")  # of beyond_band_power
-
-
-def anisotropy_bands(npix: int) -> np.ndarray:
-    """First and last ring of each anisotropy band, [n_bands, 2]: bands evenly spaced in log |k|."""
-    rings = reported_rings(npix)
-    edges = np.unique(np.rint(np.geomspace(rings[0], rings[-1] + 1, N_BANDS + 1)).astype(int))
-    return np.stack([edges[:-1], edges[1:] - 1], axis=1)
 
 
 def band_ell_edges(npix: int, size_deg: float) -> np.ndarray:
@@ -154,33 +146,3 @@ def isotropic_average(rows: np.ndarray) -> np.ndarray:
     axes = rows[..., 0:2].mean(axis=-1, keepdims=True)
     diagonals = rows[..., 2:4].mean(axis=-1, keepdims=True)
     return np.concatenate([axes, axes, diagonals, diagonals], axis=-1)
-
-
-@functools.lru_cache(maxsize=8)
-def _beyond_band_labels(npix: int) -> np.ndarray:
-    """Mode groups of :func:`beyond_band_power`: 0 the top anisotropy band's rings, 1 the rings above
-    the reported ones up to ``N/2`` (the band-limit's taper), 2 the corners beyond ``N/2``; −1 else."""
-    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
-    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
-    first, last = anisotropy_bands(npix)[-1]
-    labels = np.full((npix, npix), -1)
-    labels[(ring >= first) & (ring <= last)] = 0
-    labels[(ring > last) & (ring <= npix // 2)] = 1
-    labels[ring > npix // 2] = 2
-    return labels
-
-
-def beyond_band_power(maps: np.ndarray, size_deg: float) -> np.ndarray:
-    """Mean power above the reported rings over that of the top anisotropy band, per map.
-
-    ``maps`` [..., N, N] (any unit: the ratio has none) and ``size_deg`` as for :func:`anisotropy`.
-
-    Returns
-    -------
-    numpy.ndarray [..., 2]
-        For each region of ``BEYOND_BAND_REGIONS`` (the rings from the last reported one to ``N/2``,
-        then the corners beyond), mean ``C(k)`` there over mean ``C(k)`` in the top band of
-        :func:`anisotropy_bands`, with the estimator's own prewhitened, windowed modes.
-    """
-    groups = mode_group_power(maps, size_deg, _beyond_band_labels(np.shape(maps)[-1]), beyond_band=True)
-    return groups[..., 1:] / np.maximum(groups[..., :1], np.finfo(float).tiny)

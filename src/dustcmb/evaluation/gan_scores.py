@@ -15,9 +15,10 @@ import torch
 
 from dustcmb.config import GanEvalConfig
 from dustcmb.errors import ConfigError
-from dustcmb.evaluation.artefacts import anisotropy, beyond_band_power, isotropic_average
+from dustcmb.evaluation.artefacts import anisotropy, isotropic_average
 from dustcmb.seeding import Stream, derived_seed
 from dustcmb.stats import (
+    beyond_band_power,
     border_contrast,
     histogram_counts,
     intersection,
@@ -57,7 +58,7 @@ class MapSet:
         (:func:`dustcmb.evaluation.artefacts.border_contrast`), unit domain.
     grain : numpy.ndarray [n, 2]
         Power above the reported rings over that of the top anisotropy band [1]
-        (:func:`dustcmb.evaluation.artefacts.beyond_band_power`), unit domain.
+        (:func:`dustcmb.stats.power.beyond_band_power`), unit domain.
     groups : numpy.ndarray [n]
         Bootstrap group of each map: its sky region for real patches (which overlap), its own index
         for independent draws (generated and baseline maps).

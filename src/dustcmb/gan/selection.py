@@ -11,6 +11,9 @@ spectrum's window hides the outer strips from d_F, and whether a step has the re
 varies from step to step even when the discriminator sees them. A constraint rather than a third term,
 because at the scale of the other terms (one map's scatter) a frame the mean of hundreds of maps
 detects is worth ~0.01, and at its own scale (the standard error of that mean) it would outweigh them.
+``d_F+minkowski+artefacts`` adds a second constraint, the grain test's :func:`grain_ratio` ≤
+:data:`GRAIN_DETECTED`, because a step chosen for its borders alone can carry pixel-scale hatching
+that neither d_F nor the Minkowski term sees.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dustcmb.patches.normalise import from_unit
 from dustcmb.stats.borders import border_contrast
 from dustcmb.stats.frechet import spectra_frechet_distance
 from dustcmb.stats.minkowski import minkowski
-from dustcmb.stats.power import power_spectrum
+from dustcmb.stats.power import beyond_band_power, power_spectrum
 
 
 def log10_spectra_distance(fake_unit: np.ndarray, real_cl: np.ndarray, meta: dict) -> float:
@@ -63,6 +66,7 @@ def minkowski_distance(real: np.ndarray, fake_unit: np.ndarray) -> float:
     return float(np.mean(((fake_mean - mean)[used] / std[used]) ** 2))
 
 
+FRAME_SELECTIONS = ("d_F+minkowski+borders", "d_F+minkowski+artefacts")  # selections with the frame constraint
 FRAME_DETECTED = 4.0  # mean z² of the border statistics above which a frame counts as seen: 2 standard errors rms
 
 
@@ -85,3 +89,13 @@ def frame_distance(real: np.ndarray, n_real: int, fake_unit: np.ndarray) -> floa
     mean, std = real
     error = std * np.sqrt(1.0 / len(fake_unit) + 1.0 / n_real)
     return float(np.mean(((frame_moments(fake_unit)[0] - mean) / error) ** 2))
+
+
+GRAIN_DETECTED = 1.25  # grain_ratio above which grain counts as seen (band-limited baselines, grain-free: 1.18-1.22)
+
+
+def grain_ratio(real_mean: np.ndarray, fake_unit: np.ndarray, size_deg: float) -> float:
+    """The evaluation's grain test: the larger over the two regions above the reported rings of the
+    generated maps' mean :func:`~dustcmb.stats.power.beyond_band_power` over ``real_mean`` (that of the
+    real maps, [2]); 1 for a generator band-limited like the sky."""
+    return float(np.max(beyond_band_power(fake_unit, size_deg).mean(axis=0) / real_mean))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from dustcmb.config import GanConfig
 from dustcmb.gan.models import Generator, MapDiscriminator, PowerDiscriminator
-from dustcmb.gan.symmetry import random_symmetry
+from dustcmb.gan.symmetry import random_roll, random_symmetry
 
 DISCRIMINATORS = {"map_disc": "loss_d_map", "power_disc": "loss_d_power"}  # name -> its loss key
 NETS = ("generator", *DISCRIMINATORS)
@@ -103,7 +103,9 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
 
     With ``cfg.augment_fakes`` the generated maps get their own random symmetry of the square before
     the discriminators see them (differentiably, so the generator learns through it), like the real
-    ones; ``cfg.r1_gamma`` adds ``γ/2 · R1`` to each discriminator's real-map loss.
+    ones; ``cfg.r1_gamma`` adds ``γ/2 · R1`` to each discriminator's real-map loss. With ``cfg.disc_roll``
+    the map discriminator sees every real and generated map circularly shifted by a fresh random offset
+    (:func:`~dustcmb.gan.symmetry.random_roll`), in its own update and in the generator's.
 
     Parameters
     ----------
@@ -121,10 +123,15 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
     if cfg.augment_fakes:
         fake = random_symmetry(fake, rng)
     losses = {}
+
+    def seen_by(name: str, maps: torch.Tensor) -> torch.Tensor:
+        return random_roll(maps, rng) if cfg.disc_roll and name == "map_disc" else maps
+
     for name, loss_key in DISCRIMINATORS.items():
         total = 0.0
         # Two updates, real then fake, so BatchNorm never mixes the two populations in one batch.
-        for maps, target in ((real.requires_grad_(cfg.r1_gamma > 0), 1.0), (fake.detach(), 0.0)):
+        for maps, target in ((seen_by(name, real).requires_grad_(cfg.r1_gamma > 0), 1.0),
+                             (seen_by(name, fake.detach()), 0.0)):
             labels = _labels(len(maps), target, cfg.label_swap, rng, maps.device)
             logits = nets.net(name)(maps)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
@@ -136,7 +143,8 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
             total += loss.item() / 2
         losses[loss_key] = total
     ones = torch.ones(len(z), device=z.device)
-    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(fake), ones) for name in DISCRIMINATORS)
+    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(seen_by(name, fake)), ones)
+                 for name in DISCRIMINATORS)
     nets.opts["generator"].zero_grad(set_to_none=True)
     loss_g.backward()
     nets.opts["generator"].step()

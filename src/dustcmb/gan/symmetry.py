@@ -1,4 +1,5 @@
-"""The 8 symmetries of the square (k·90° rotations, with or without a mirror flip) drawn per map.
+"""The 8 symmetries of the square (k·90° rotations, with or without a mirror flip) drawn per map, and
+random circular shifts.
 
 The GAN is trained against real patches in random orientations, so the distribution it learns to
 match is invariant under these symmetries; one draw per map serves both the real batches of training
@@ -19,3 +20,17 @@ def random_symmetry(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     for k in range(4):
         out[quarter == k] = torch.rot90(maps[quarter == k], k, dims=(-2, -1))
     return torch.where(flip.view(-1, *[1] * (maps.dim() - 1)), out.flip(-1), out)
+
+
+def random_roll(maps: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """Each map of ``maps`` [B, C, N, N] shifted circularly by its own random offset along both axes.
+
+    The patch borders then meet inside the map as a seam, where a convolution sees them with its
+    whole field of view rather than through its edge padding. Differentiable (a permutation of pixels).
+    """
+    batch, channels, rows, cols = maps.shape
+    shift = torch.stack([torch.randint(0, n, (batch,), generator=rng) for n in (rows, cols)]).to(maps.device)
+    iy = (torch.arange(rows, device=maps.device) + shift[0, :, None]) % rows  # [B, N]
+    ix = (torch.arange(cols, device=maps.device) + shift[1, :, None]) % cols
+    out = maps.gather(-2, iy[:, None, :, None].expand(batch, channels, rows, cols))
+    return out.gather(-1, ix[:, None, None, :].expand(batch, channels, rows, cols))

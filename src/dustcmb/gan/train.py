@@ -39,8 +39,11 @@ from dustcmb.gan.models import log_anisotropy
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import (
     FRAME_DETECTED,
+    FRAME_SELECTIONS,
+    GRAIN_DETECTED,
     frame_distance,
     frame_moments,
+    grain_ratio,
     log10_spectra_distance,
     minkowski_distance,
     minkowski_moments,
@@ -52,7 +55,7 @@ from dustcmb.patches.normalise import to_unit
 from dustcmb.patches.store import load_patches
 from dustcmb.seeding import Stream, numpy_rng, seed_everything, torch_rng
 from dustcmb.stats.borders import border_contrast
-from dustcmb.stats.power import power_spectrum
+from dustcmb.stats.power import beyond_band_power, power_spectrum
 from dustcmb.storage import atomic_dir, write_json
 
 EXPERIMENT = "gan"
@@ -72,6 +75,7 @@ class RealSet:
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
     frame: np.ndarray | None = None  # [2, 2, n_strips] mean, std over maps of border statistics (frame selection)
+    grain: np.ndarray | None = None  # [2] mean over maps of beyond_band_power (grain selection)
 
 
 @dataclasses.dataclass
@@ -87,7 +91,7 @@ class GanState:
     best_d_F: float = math.inf  # d_F of the selected step
     best_score: float = math.inf  # the selection score of that step (d_F, + Minkowski distance)
     best_step: int = -1
-    best_frameless: bool = False  # whether that step's borders pass the frame constraint (always, without one)
+    best_clean: bool = False  # whether that step passes the selection's artefact constraints (always, without any)
     run_id: str | None = None
     seconds: float = 0.0
 
@@ -146,7 +150,8 @@ def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> 
     same generated maps against the training patches (both dimensionless, both 0 for a perfect
     generator): d_F sees only the spectra, the Minkowski term the morphology and the tails. With
     ``d_F+minkowski+borders`` a step whose :func:`frame_distance` exceeds :data:`FRAME_DETECTED` (a
-    frame d_F's window hides) is kept only while no step without a detected frame has been seen.
+    frame d_F's window hides) is kept only while no step without a detected frame has been seen;
+    ``d_F+minkowski+artefacts`` also counts a :func:`grain_ratio` above :data:`GRAIN_DETECTED` as detected.
     """
     fake = generate_unit(nets.sampler, real.eval_z, cfg.sample_batch)
     d_f = log10_spectra_distance(fake, real.cl, real.meta)
@@ -155,13 +160,15 @@ def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> 
         record["minkowski"] = minkowski_distance(real.minkowski, fake)
     if real.frame is not None:
         record["frame"] = frame_distance(real.frame, len(real.unit), fake)
+    if real.grain is not None:
+        record["grain"] = grain_ratio(real.grain, fake, real.meta["size_deg"])
     record["score"] = d_f + record.get("minkowski", 0.0)
     state.history.append(record)
     mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=state.step)
-    frameless = record.get("frame", 0.0) <= FRAME_DETECTED
-    if state.best is None or (not frameless, record["score"]) < (not state.best_frameless, state.best_score):
+    clean = record.get("frame", 0.0) <= FRAME_DETECTED and record.get("grain", 0.0) <= GRAIN_DETECTED
+    if state.best is None or (not clean, record["score"]) < (not state.best_clean, state.best_score):
         state.best_score, state.best_d_F, state.best_step = record["score"], d_f, state.step
-        state.best_frameless, state.best = frameless, copy.deepcopy(nets.state())
+        state.best_clean, state.best = clean, copy.deepcopy(nets.state())
 
 
 def real_set(params: Params, patches_dir: Path) -> RealSet:
@@ -181,9 +188,12 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     border_ratios = torch.log(border_contrast(real_unit[:, 0].double())[:, 0])
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
     moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection != "d_F" else None
-    frame = frame_moments(real_unit[:, 0].numpy()) if cfg.selection == "d_F+minkowski+borders" else None
+    frame = frame_moments(real_unit[:, 0].numpy()) if cfg.selection in FRAME_SELECTIONS else None
+    grain = beyond_band_power(real_unit[:, 0].numpy(), meta["size_deg"]).mean(axis=0) \
+        if cfg.selection == "d_F+minkowski+artefacts" else None
     return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
-                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z, minkowski=moments, frame=frame,
+                   mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z,
+                   minkowski=moments, frame=frame, grain=grain,
                    border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float())
 
 
@@ -204,7 +214,8 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
             torch.set_rng_state(saved["global_rng"])
         if "cuda_rng" in saved:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        state = GanState(**{f.name: saved[f.name] for f in dataclasses.fields(GanState)})
+        # fields added since a checkpoint was written take their defaults
+        state = GanState(**{f.name: saved[f.name] for f in dataclasses.fields(GanState) if f.name in saved})
     return real, nets, rng, state
 
 
@@ -235,7 +246,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
               "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
-              "selection": cfg.selection, "best_step": state.best_step, "best_frameless": state.best_frameless,
+              "selection": cfg.selection, "best_step": state.best_step, "best_clean": state.best_clean,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
               "n_real": len(real.unit), "train_seconds": state.seconds, "mlflow_run_id": state.run_id}
     best = state.best["nets"]["generator"] if state.best["ema"] is None else state.best["ema"]

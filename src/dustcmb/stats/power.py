@@ -44,6 +44,8 @@ from dustcmb.stats.threads import cpu_workers
 TAPER = 0.25  # apodisation: sin² rise over this fraction of the side at each edge
 BANDLIMIT_START = 0.75  # fraction of ℓ_Nyq where the patch band-limit window starts to cut power
 FIRST_RING = 3  # lowest reported ring
+ANISOTROPY_BANDS = 4  # anisotropy bands, spaced evenly in log |k| over the reported rings
+BEYOND_BAND_REGIONS = ("0.75-1 l_Nyq", "corners > l_Nyq")  # of beyond_band_power
 
 
 def reported_rings(npix: int) -> np.ndarray:
@@ -329,3 +331,40 @@ def dl_from_cl(ell: np.ndarray, cl):
     if isinstance(cl, torch.Tensor):
         return cl * torch.as_tensor(factor, dtype=cl.dtype, device=cl.device)
     return cl * factor
+
+
+def anisotropy_bands(npix: int) -> np.ndarray:
+    """First and last ring of each anisotropy band, [n_bands, 2]: bands evenly spaced in log |k|."""
+    rings = reported_rings(npix)
+    edges = np.unique(np.rint(np.geomspace(rings[0], rings[-1] + 1, ANISOTROPY_BANDS + 1)).astype(int))
+    return np.stack([edges[:-1], edges[1:] - 1], axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _beyond_band_labels(npix: int) -> np.ndarray:
+    """Mode groups of :func:`beyond_band_power`: 0 the top anisotropy band's rings, 1 the rings above
+    the reported ones up to ``N/2`` (the band-limit's taper), 2 the corners beyond ``N/2``; −1 else."""
+    k = np.abs(np.fft.fftfreq(npix, 1.0 / npix))
+    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+    first, last = anisotropy_bands(npix)[-1]
+    labels = np.full((npix, npix), -1)
+    labels[(ring >= first) & (ring <= last)] = 0
+    labels[(ring > last) & (ring <= npix // 2)] = 1
+    labels[ring > npix // 2] = 2
+    return labels
+
+
+def beyond_band_power(maps: np.ndarray, size_deg: float) -> np.ndarray:
+    """Mean power above the reported rings over that of the top anisotropy band, per map.
+
+    ``maps`` [..., N, N] (any unit: the ratio has none) and ``size_deg`` as for :func:`anisotropy`.
+
+    Returns
+    -------
+    numpy.ndarray [..., 2]
+        For each region of ``BEYOND_BAND_REGIONS`` (the rings from the last reported one to ``N/2``,
+        then the corners beyond), mean ``C(k)`` there over mean ``C(k)`` in the top band of
+        :func:`anisotropy_bands`, with the estimator's own prewhitened, windowed modes.
+    """
+    groups = mode_group_power(maps, size_deg, _beyond_band_labels(np.shape(maps)[-1]), beyond_band=True)
+    return groups[..., 1:] / np.maximum(groups[..., :1], np.finfo(float).tiny)
