@@ -27,7 +27,7 @@ def test_patch_set_contents(tiny_patches):
     train = patches[np.asarray(meta["split"]) == "train"]  # the unit domain is set by the training sky
     assert np.log(train.min()) == pytest.approx(meta["log_min"])
     assert np.log(train.max()) == pytest.approx(meta["log_max"])
-    assert meta["split_counts"] == {"train": 474, "val": 97, "test": 97, "dropped": 366}
+    assert meta["split_counts"] == {"train": 474, "val": 102, "test": 92, "dropped": 366}
     assert (tiny_patches.parent / "plots" / "splits.png").is_file()
 
 

@@ -84,8 +84,8 @@ class SplitConfig:
     """
 
     scheme: str = "regions"
-    val: tuple[tuple[float, ...], ...] = ((180.0, 280.0, 0.0, 90.0), (0.0, 100.0, -90.0, 0.0))
-    test: tuple[tuple[float, ...], ...] = ((0.0, 100.0, 0.0, 90.0), (180.0, 280.0, -90.0, 0.0))
+    val: tuple[tuple[float, ...], ...] = ((0.0, 100.0, 0.0, 90.0), (0.0, 100.0, -90.0, 0.0))
+    test: tuple[tuple[float, ...], ...] = ((180.0, 280.0, 0.0, 90.0), (180.0, 280.0, -90.0, 0.0))
 
     def __post_init__(self) -> None:
         _require(self.scheme in ("regions", "paper"),
@@ -334,7 +334,7 @@ class SeparationConfig:
     workers: int = 0
     mc_passes: int = 100
     mc_batch: int = 100
-    calibration_maps: int = 1036
+    calibration_maps: int = 1096
     prior: str = "cilc"
     input_norm: str = "per_map"
 
