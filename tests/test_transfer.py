@@ -108,3 +108,24 @@ def test_transfer_refuses_an_overlapping_split(setup, capsys):
     assert run_cli("transfer", "--out", root / "transfer", "--patches", patches, "--params", params) == 2
     assert "overlaps the training sky" in capsys.readouterr().err
     assert not (root / "transfer").exists()
+
+
+def test_a_resume_from_other_inputs_fails_instead_of_reusing_a_stale_oracle(setup, capsys):
+    """A changed split moves the oracle's early stopping and test items, so a resume must not reuse it."""
+    root, patches, params = setup
+    out = root / "transfer"
+    (out / "model").mkdir(parents=True)
+    args = ("transfer", "--out", out, "--patches", patches, "--gan-data", root / "data", "--gan-model",
+            root / "model", "--params", params)
+    assert run_cli(*args) != 0
+    assert "without a record of its inputs" in capsys.readouterr().err
+    (out / "model").rmdir()
+    from dustcmb.config import load_params
+    from dustcmb.evaluation.transfer import oracle_inputs
+
+    (out / "inputs.json").write_text(json.dumps(oracle_inputs(load_params(params), patches)))
+    meta = json.loads((patches / "meta.json").read_text())
+    meta["split"][N_TRAIN], meta["split"][-1] = "test", "val"  # one val and one test patch change sides
+    (patches / "meta.json").write_text(json.dumps(meta))
+    assert run_cli(*args) != 0
+    assert "made from other patches or parameters" in capsys.readouterr().err

@@ -19,6 +19,8 @@ the issue's target is ≤ 1.5):
 
 Layout of ``out_dir`` (every step is kept, so a killed run resumes where it stopped)::
 
+    inputs.json       what the oracle was made from (:func:`oracle_inputs`); a resume with other
+                      inputs fails instead of reusing a stale oracle
     oracle_dust.npy   real training-region dust, float32 [n_train, N, N] MJy/sr
     data/             its separation data (`dustcmb separation data`)
     model/            the oracle ResUNet (`dustcmb separation train`)
@@ -28,6 +30,8 @@ Layout of ``out_dir`` (every step is kept, so a killed run resumes where it stop
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -94,8 +98,37 @@ def transfer_ratios(gan: dict, oracle: dict) -> dict:
     return {f"transfer_{key}_ratio": a[key] / b[key] for key in a}
 
 
+def oracle_inputs(params: Params, patches_dir: Path) -> dict:
+    """What the oracle's dust, data and model depend on: the patch set's ``meta.json`` (grid and split,
+    by SHA-256) and the ``seed``, ``simulation`` and ``separation`` parameters."""
+    meta = hashlib.sha256((Path(patches_dir) / "meta.json").read_bytes()).hexdigest()
+    settings = {"seed": params.seed, "simulation": dataclasses.asdict(params.simulation),
+                "separation": dataclasses.asdict(params.separation)}
+    return {"patches_meta_sha256": meta, **json.loads(json.dumps(settings))}
+
+
+def _check_resumable(params: Params, patches_dir: Path, out_dir: Path) -> None:
+    """Record the oracle's inputs in ``out_dir/inputs.json``, or fail if what is there was made from others.
+
+    A resumed oracle must be the one these inputs would train: a changed split, say, moves its early
+    stopping and its test items, and a silently reused model would make the ratios compare two skies.
+    """
+    record, current = out_dir / "inputs.json", oracle_inputs(params, patches_dir)
+    if record.is_file():
+        if json.loads(record.read_text()) != current:
+            raise InputError(f"{out_dir} holds an oracle made from other patches or parameters; remove it "
+                             "(or pass another --out) to train the oracle afresh")
+        return
+    if (out_dir / "data").exists() or (out_dir / "model").exists() or (out_dir / "checkpoint").exists():
+        raise InputError(f"{out_dir} holds an oracle without a record of its inputs (made by an older "
+                         "version); remove it (or pass another --out) to train the oracle afresh")
+    write_json(record, current)
+
+
 def _prepare_oracle(params: Params, patches_dir: Path, out_dir: Path, device: str, root: Path | None) -> None:
     """Write the oracle's dust, separation data and trained model under ``out_dir``, or resume them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resumable(params, patches_dir, out_dir)
     dust = out_dir / "oracle_dust.npy"
     if not dust.is_file():
         maps = oracle_dust(patches_dir, params.simulation.n_train, params.seed)  # checks the split first
