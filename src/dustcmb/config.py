@@ -280,7 +280,7 @@ class SimulationConfig:
     instrument: str = "planck"
     instruments: InstrumentPresets = field(default_factory=InstrumentPresets)
     norm_maps: int = 64
-    held_out_realisations: int = 12
+    held_out_realisations: int = 48
 
     def __post_init__(self) -> None:
         _require(len(self.freqs_ghz) >= 1 and all(f > 0 for f in self.freqs_ghz),
@@ -332,9 +332,9 @@ class SeparationConfig:
     val_maps: int = 128
     patience: int = 10
     workers: int = 0
-    mc_passes: int = 100
+    mc_passes: int = 25
     mc_batch: int = 100
-    calibration_maps: int = 1096
+    calibration_maps: int = 4768
     prior: str = "cilc"
     input_norm: str = "per_map"
 
