@@ -108,7 +108,7 @@ def oracle_inputs(params: Params, patches_dir: Path) -> dict:
 
 
 def _check_resumable(params: Params, patches_dir: Path, out_dir: Path) -> None:
-    """Record the oracle's inputs in ``out_dir/inputs.json``, or fail if what is there was made from others.
+    """Fail if ``out_dir`` holds an oracle made from other inputs than ``out_dir/inputs.json`` records.
 
     A resumed oracle must be the one these inputs would train: a changed split, say, moves its early
     stopping and its test items, and a silently reused model would make the ratios compare two skies.
@@ -122,18 +122,19 @@ def _check_resumable(params: Params, patches_dir: Path, out_dir: Path) -> None:
     if (out_dir / "data").exists() or (out_dir / "model").exists() or (out_dir / "checkpoint").exists():
         raise InputError(f"{out_dir} holds an oracle without a record of its inputs (made by an older "
                          "version); remove it (or pass another --out) to train the oracle afresh")
-    write_json(record, current)
 
 
 def _prepare_oracle(params: Params, patches_dir: Path, out_dir: Path, device: str, root: Path | None) -> None:
     """Write the oracle's dust, separation data and trained model under ``out_dir``, or resume them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(params, patches_dir, out_dir)
     dust = out_dir / "oracle_dust.npy"
     if not dust.is_file():
         maps = oracle_dust(patches_dir, params.simulation.n_train, params.seed)  # checks the split first
+        out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(dust) as tmp:
             np.save(tmp, maps)
+    if not (out_dir / "inputs.json").is_file():
+        write_json(out_dir / "inputs.json", oracle_inputs(params, patches_dir))
     if not (out_dir / "data" / "manifest.json").is_file():
         build(params, dust, patches_dir, out_dir / "data")
     if not (out_dir / "model" / "config.json").is_file():
