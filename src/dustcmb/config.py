@@ -331,7 +331,7 @@ class SeparationConfig:
     steps_per_epoch: int = 32
     val_maps: int = 128
     patience: int = 10
-    workers: int = 0
+    workers: int = 1
     mc_passes: int = 25
     mc_batch: int = 100
     calibration_maps: int = 4768
