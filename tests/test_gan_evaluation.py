@@ -15,6 +15,7 @@ from dustcmb.config import load_params
 from dustcmb.evaluation.baselines import gaussian_baseline, lognormal_baseline
 from dustcmb.evaluation.gan import EXPERIMENT, build_sets
 from dustcmb.evaluation.gan_scores import nearest_neighbour_distances
+from dustcmb.gan.condition import slab_log_column
 from dustcmb.gan.models import Generator, NoiseInjection
 from dustcmb.patches.normalise import log_range, to_unit
 from dustcmb.patches.store import write_patches
@@ -29,12 +30,14 @@ REQUIRED = ("frechet_distance", "histogram_intersection", "histogram_intersectio
 FIGURES = ("samples", "pixel_pdf", "spectra", "power_slices", "minkowski", "anisotropy", "border", "memorisation")
 
 
-def save_generator(out, meta: dict, latent_dim: int = 8, channels: int = 16, noise: bool = False) -> None:
+def save_generator(out, meta: dict, latent_dim: int = 8, channels: int = 16, noise: bool = False,
+                   conditional: bool = False) -> None:
     """An untrained generator in the format `dustcmb gan train` writes (state dict + config.json); with
-    ``noise``, noise injection at unit strength, so its maps depend on the global torch generator."""
+    ``noise``, noise injection at unit strength, so its maps depend on the global torch generator; with
+    ``conditional``, conditioned on the latitude, the patch grid's as its condition values."""
     out.mkdir(parents=True)
     torch.manual_seed(0)
-    generator = Generator(int(meta["npix"]), latent_dim, channels, noise=noise)
+    generator = Generator(int(meta["npix"]), latent_dim, channels, noise=noise, conditional=conditional)
     for layer in generator.modules():
         if isinstance(layer, NoiseInjection):
             torch.nn.init.ones_(layer.strength)
@@ -42,7 +45,8 @@ def save_generator(out, meta: dict, latent_dim: int = 8, channels: int = 16, noi
     config = {key: meta[key] for key in ("npix", "size_deg", "log_min", "log_max")}
     config |= {"latent_dim": latent_dim, "gen_channels": channels, "seed": 0, "best_d_F": 1.0, "best_step": 0,
                "initial_d_F": 1.0, "steps": 0, "n_real": 1, "train_seconds": 0.0, "mlflow_run_id": None,
-               "gen_noise": noise}
+               "gen_noise": noise, "condition_latitude": conditional,
+               "condition_values": slab_log_column(meta["lat_deg"]).tolist() if conditional else None}
     (out / "config.json").write_text(json.dumps(config))
 
 
@@ -59,6 +63,27 @@ def test_the_generated_set_is_the_same_in_every_run(tmp_path, params_file, tiny_
         sets.append(build_sets(params, tiny_patches, tmp_path / "model", "cpu")[0][1].unit)
     np.testing.assert_array_equal(*sets)
     assert sets[0].std() > 0
+
+
+def test_held_out_sets_are_drawn_on_the_held_out_latitude_rings(tmp_path, params_file, tiny_patches):
+    """Against the 194 held-out patches every set is judged at their latitudes: the training patches
+    and both baselines (made map by map from them) are the same rows, two per held-out patch from its
+    own |b| ring; a conditional generator draws its own 388 maps at those latitudes, and they are not
+    its training-region set (another latitude mixture and other latents)."""
+    meta = json.loads((tiny_patches / "meta.json").read_text())
+    save_generator(tmp_path / "model", meta, conditional=True)
+    params = load_params(params_file)
+    params = dataclasses.replace(params, gan_eval=dataclasses.replace(params.gan_eval, slice_ells=(40.0, 100.0, 200.0)))
+    sets, context = build_sets(params, tiny_patches, tmp_path / "model", "cpu")
+    judged, lat = context["held_out_sets"], np.abs(np.asarray(meta["lat_deg"]))
+    train = np.flatnonzero(np.asarray(meta["split"]) == "train")
+    held = np.flatnonzero(np.isin(meta["split"], ["val", "test"]))
+    assert [s.name for s in judged] == [s.name for s in sets] and all(len(s.unit) == 388 for s in judged)
+    rows = [int(np.flatnonzero((sets[0].unit == m).all(axis=(1, 2)))[0]) for m in judged[0].unit]
+    np.testing.assert_array_equal(lat[train][rows], np.repeat(lat[held], 2))
+    for baseline in (2, 3):
+        np.testing.assert_array_equal(judged[baseline].unit, sets[baseline].unit[rows])
+    assert not np.allclose(judged[1].unit[:len(sets[1].unit)], sets[1].unit[:388])
 
 
 def lognormal_maps(n: int, npix: int, seed: int) -> np.ndarray:
@@ -98,6 +123,11 @@ def test_evaluate_stage(tmp_path, params_file, tiny_patches, monkeypatch):
     assert set(IN_BAND) <= set(metrics["in_band_calibration"]) and metrics["frechet_floor"] > 0
     assert all(0 <= value <= 1 for value in metrics["in_band_calibration"].values())
     assert set(REQUIRED) <= set(metrics["held_out"]["gan"])
+    held = metrics["held_out"]
+    assert held["latitude_matched"] and held["n_compared"] == 388 and not metrics["condition_latitude"]
+    levels = metrics["latitude_levels"]  # 25°, 30°, …, 90°: every ring of the grid has training patches
+    assert levels["ring_lat_deg"] == list(np.arange(25.0, 91.0, 5.0)) and levels["max_abs_error"] > 0
+    assert np.all(np.diff(levels["real_mean_u"]) < 0)  # the synthetic slab: fainter towards the pole
 
     for name in FIGURES:
         path = plots / f"{name}.png"

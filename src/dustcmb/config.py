@@ -141,7 +141,7 @@ SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders", "d_F+minkowski+ar
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "disc_roll": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
                 "selection": "d_F", "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
-                "symmetrise_samples": False}
+                "symmetrise_samples": False, "condition_latitude": False}
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,7 @@ class GanConfig:
     power_borders: bool = True
     selection: str = "d_F+minkowski"
     symmetrise_samples: bool = True
+    condition_latitude: bool = False
 
     def __post_init__(self) -> None:
         _require(self.recipe in ("paper", "custom"), f"gan.recipe={self.recipe!r}: use paper or custom")

@@ -29,6 +29,8 @@ class Stream(enum.IntEnum):
     GAN_EVAL_LATENT_PATHS = 12  # evaluation: latent-space paths
     GAN_EVAL_HALVES = 13  # evaluation: the two real halves of the floor
     GAN_EVAL_SYMMETRY = 14  # evaluation: orientation of each generated map (gan.symmetrise_samples)
+    GAN_EVAL_HELD_OUT = 15  # evaluation: training patches on the held-out rings, and the maps drawn there
+    GAN_EVAL_LATITUDE = 16  # evaluation: latents of the maps drawn on each latitude ring (latitude_levels)
     GAN_EVAL_BOOTSTRAP = 20  # evaluation: bootstrap draws, + index of the set
     GAN_EVAL_INTERSECTION = 30  # evaluation: power-slice intersections, + index of the set
     VAL_TEST_SPLIT = 517  # shuffle of the real patches into validation and test

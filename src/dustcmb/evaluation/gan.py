@@ -46,8 +46,10 @@ from dustcmb.evaluation.gan_scores import (
     score,
     set_means,
     slice_indices,
+    subset,
     thresholds,
 )
+from dustcmb.gan.condition import same_latitude_rows, slab_log_column
 from dustcmb.gan.models import shared_noise
 from dustcmb.gan.sample import generate_unit, load_generator
 from dustcmb.patches import split
@@ -73,7 +75,8 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
     (``latent_points`` maps, generated in one forward with the same noise maps, so that with noise
     injection the steps measure the latent vector alone); the reference is the median of the same
     rms between random pairs of real maps. A smooth generator gives steps far below the reference
-    (about 1/(points−1) of an end-to-end difference); a jump shows as a step comparable to it.
+    (about 1/(points−1) of an end-to-end difference); a jump shows as a step comparable to it. A
+    conditional generator walks at one latitude, the median of the patch grid's.
 
     Returns
     -------
@@ -86,8 +89,11 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
     ends = torch.randn(2, cfg.latent_paths, config["latent_dim"], generator=rng)
     t = torch.linspace(0.0, 1.0, cfg.latent_points)[None, :, None]
     z = (1.0 - t) * ends[0][:, None] + t * ends[1][:, None]
+    condition = None
+    if config.get("condition_latitude", False):
+        condition = np.full(cfg.latent_points, np.median(config["condition_values"]), dtype=np.float32)
     with shared_noise(generator):
-        unit = np.concatenate([generate_unit(generator, path, len(path)) for path in z])
+        unit = np.concatenate([generate_unit(generator, path, len(path), condition=condition) for path in z])
     _, cl = power_spectrum(from_unit(unit, config["log_min"], config["log_max"]), config["size_deg"])
     log_cl = np.log10(cl).reshape(cfg.latent_paths, cfg.latent_points, -1)
     steps = np.sqrt(np.mean(np.diff(log_cl, axis=1) ** 2, axis=-1))
@@ -98,6 +104,35 @@ def latent_smoothness(generator, config: dict, real: MapSet, cfg: GanEvalConfig,
                "real_pair_spread": spread, "latent_step_ratio": float(steps.max() / spread)}
     return metrics, steps
 
+
+
+def latitude_levels(generator, config: dict, real_unit: np.ndarray, train_lat: np.ndarray, batch: int,
+                    seed: int, per_ring: int = 64) -> dict:
+    """Mean level of the maps per latitude ring: the training patches' against the generator's.
+
+    For every |b| ring of the training patches, the mean u of its patches and of ``per_ring`` generated
+    maps drawn at that latitude, the same latents at every ring, so that only the condition differs (a
+    plain generator's maps are the same at every ring). The slab makes the sky's level fall from
+    |b| = 25° to the poles; a generator that follows the condition follows it.
+
+    Returns
+    -------
+    dict
+        ``ring_lat_deg``, ``real_mean_u``, ``gan_mean_u`` (one entry per ring) and ``max_abs_error``, the
+        largest ``|gan − real|`` over rings [u].
+    """
+    rings = np.unique(np.abs(train_lat))
+    z = torch.randn(per_ring, config["latent_dim"], generator=torch_rng(seed, Stream.GAN_EVAL_LATITUDE))
+    conditional = config.get("condition_latitude", False)
+    real, fake = [], []
+    for lat in rings:
+        seed_everything(seed)  # the same noise maps at every ring too
+        condition = slab_log_column(np.full(per_ring, lat)) if conditional else None
+        fake.append(float(generate_unit(generator, z, batch, condition=condition).mean()))
+        real.append(float(real_unit[np.abs(train_lat) == lat].mean()))
+    error = np.abs(np.subtract(fake, real))
+    return {"ring_lat_deg": rings.tolist(), "real_mean_u": real, "gan_mean_u": fake,
+            "max_abs_error": float(error.max())}
 
 
 def _check_model(meta: dict, config: dict) -> None:
@@ -111,8 +146,9 @@ def _check_model(meta: dict, config: dict) -> None:
 def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) -> tuple[list[MapSet], dict]:
     """Real (training-region), generated and baseline sets with their per-map statistics, and the context.
 
-    The context holds the generator, its config, the patch metadata and ``held_out``: the MapSet of the
-    validation and test patches, which the generator is judged against separately.
+    The context holds the generator, its config, the patch metadata, ``held_out`` (the MapSet of the
+    validation and test patches, which the generator is judged against separately) and ``held_out_sets``
+    (what is judged against them, see :func:`held_out_sets`).
     """
     cfg, seed = params.gan_eval, params.seed
     all_mjysr, meta = load_patches(patches_dir)
@@ -124,11 +160,13 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
     real_mjysr, held_mjysr = all_mjysr[train], all_mjysr[held]
     blocks = split.sky_blocks(meta["lon_deg"], meta["lat_deg"], cfg.block_nside)
     real_unit = to_unit(real_mjysr, log_min, log_max)
+    lat = np.asarray(meta["lat_deg"])
+    condition = slab_log_column(lat[train]) if config.get("condition_latitude", False) else None
     rng = torch_rng(seed, Stream.GAN_EVAL_GENERATE)
     z = torch.randn(len(real_unit), config["latent_dim"], generator=rng)
     seed_everything(seed)  # the generator's noise maps draw from the global generator
     symmetry = torch_rng(seed, Stream.GAN_EVAL_SYMMETRY) if params.gan.symmetrise_samples else None
-    gen_unit = generate_unit(generator, z, params.gan.sample_batch, symmetry)
+    gen_unit = generate_unit(generator, z, params.gan.sample_batch, symmetry, condition)
     base_rng = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_BASELINES))
     candidates = [("real", "real patches", real_unit, real_mjysr),
                   ("gan", "GAN", gen_unit, from_unit(gen_unit, log_min, log_max)),
@@ -140,17 +178,42 @@ def build_sets(params: Params, patches_dir: Path, model_dir: Path, device: str) 
             for c in tqdm(candidates, desc="statistics", unit="set")]
     held_out = measure("held_out", "held-out patches", to_unit(held_mjysr, log_min, log_max), held_mjysr,
                        size_deg, cfg, blocks[held], isotropise=True)
-    lon, lat = np.asarray(meta["lon_deg"])[train], np.asarray(meta["lat_deg"])[train]
-    halves = split.sky_disjoint_halves(lon, lat, size_deg)
-    return sets, {"generator": generator, "config": config, "meta": meta, "held_out": held_out, "halves": halves}
+    judged = held_out_sets(params, sets, generator, config, lat[train], lat[held], meta)
+    halves = split.sky_disjoint_halves(np.asarray(meta["lon_deg"])[train], lat[train], size_deg)
+    return sets, {"generator": generator, "config": config, "meta": meta, "held_out": held_out,
+                  "held_out_sets": judged, "halves": halves}
 
+
+def held_out_sets(params: Params, sets: list[MapSet], generator, config: dict, train_lat: np.ndarray,
+                  held_lat: np.ndarray, meta: dict) -> list[MapSet]:
+    """The sets judged against the held-out patches, each drawn at the held-out patches' latitudes.
+
+    The held-out boxes keep only patches at 25° ≤ |b| ≤ 55° (higher ones overlap the training sky), and
+    the training region's mixture of latitudes is another sky: against it every set does badly. So the
+    training patches, and the baselines made from them map by map, are taken from the held-out
+    patches' own latitude rings (``k`` per held-out patch, ``k`` ≈ training / held-out count; see
+    :func:`~dustcmb.gan.condition.same_latitude_rows`). A conditional generator draws ``k`` maps at each
+    held-out centre's latitude; a plain one has no latitude to ask for and is judged on its own set.
+    """
+    seed, size_deg = params.seed, meta["size_deg"]
+    per = max(1, round(len(train_lat) / len(held_lat)))
+    rng = np.random.default_rng(derived_seed(seed, Stream.GAN_EVAL_HELD_OUT))
+    rows = same_latitude_rows(train_lat, held_lat, per, rng)
+    judged = [subset(s, rows) if s.name != "gan" else s for s in sets]
+    if config.get("condition_latitude", False):
+        z = torch.randn(len(rows), config["latent_dim"], generator=torch_rng(seed, Stream.GAN_EVAL_HELD_OUT))
+        symmetry = torch_rng(seed, Stream.GAN_EVAL_SYMMETRY) if params.gan.symmetrise_samples else None
+        unit = generate_unit(generator, z, params.gan.sample_batch, symmetry, slab_log_column(np.repeat(held_lat, per)))
+        judged[1] = measure("gan", "GAN", unit, from_unit(unit, meta["log_min"], meta["log_max"]), size_deg,
+                            params.gan_eval)
+    return judged
 
 
 def held_out_scores(params: Params, sets: list[MapSet], held: MapSet, ell: np.ndarray, device: str) -> dict:
-    """Every set scored against the validation + test patches instead of the training ones.
+    """Every set of :func:`held_out_sets` scored against the validation + test patches.
 
-    The training-region patches are scored too (key ``real``): how far the training sky is from the
-    held-out sky is the floor a generator of the training sky can reach on these figures.
+    The training patches on the held-out rings are scored too (key ``real``): how far the training sky
+    at those latitudes is from the held-out sky is the floor a generator of the training sky can reach.
     """
     cfg, seed = params.gan_eval, params.seed
     means = {s.name: set_means(s, cfg, derived_seed(seed, Stream.GAN_EVAL_BOOTSTRAP + i))
@@ -158,7 +221,7 @@ def held_out_scores(params: Params, sets: list[MapSet], held: MapSet, ell: np.nd
     nn_held = nearest_neighbour_distances(held.unit, held.unit, device, leave_one_out=True)
     scores = {other.name: score(held, other, means, ell, nn_held, device, cfg, seed, i + len(sets))[0]
               for i, other in enumerate(sets)}
-    return {"n_real": len(held.unit), **scores}
+    return {"n_real": len(held.unit), "n_compared": len(sets[0].unit), "latitude_matched": True, **scores}
 
 
 def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: str) -> tuple[dict, dict]:
@@ -173,14 +236,19 @@ def compute_metrics(params: Params, sets: list[MapSet], context: dict, device: s
     for i, other in enumerate(sets[1:], start=1):
         scores[other.name], nn[other.name] = score(real, other, means, ell, nn_real, device, cfg, seed, i)
     latent, steps = latent_smoothness(context["generator"], context["config"], real, cfg, seed)
+    train_lat = np.asarray(meta["lat_deg"])[split.indices(meta, split.TRAIN)]
+    levels = latitude_levels(context["generator"], context["config"], real.unit, train_lat,
+                             params.gan.sample_batch, seed)
     metrics = {
         **scores["gan"], **latent,
         **floor_and_calibration(real, context["halves"], len(sets[1].unit), cfg, seed),
         **{name: scores[name] | {"matches": MATCHES[name]} for name in BASELINES},
-        "held_out": held_out_scores(params, sets, context["held_out"], ell, device),
+        "held_out": held_out_scores(params, context["held_out_sets"], context["held_out"], ell, device),
+        "latitude_levels": levels,
         "reference": "train-region patches", "split_scheme": meta["split_scheme"],
         "is_held_out": split.held_out(meta),
         "n_real": len(real.unit), "n_generated": len(sets[1].unit), "npix": int(meta["npix"]),
+        "condition_latitude": bool(context["config"].get("condition_latitude", False)),
         "size_deg": float(meta["size_deg"]), "sky_source": params.sky.source,
         "settings": {"hist_bins": cfg.hist_bins, "hist_range": list(UNIT_RANGE), "n_bootstrap": cfg.n_bootstrap,
                      "n_thresholds": cfg.n_thresholds, "threshold_range": list(UNIT_RANGE),

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dustcmb.gan.condition import network_input
 from dustcmb.patches.cutter import lowpass_profile
 from dustcmb.stats.borders import border_contrast
 from dustcmb.stats.power import mode_group_power, n_bins, power_spectrum, reported_rings, wedge_halves, wedge_kinds
@@ -31,6 +32,26 @@ DIRECTION_HALF_WIDTH_DEG = 15.0  # axis and diagonal wedges of the directional p
 def _check_npix(npix: int) -> None:
     if npix < 2**UPSAMPLINGS or npix % 2**UPSAMPLINGS:
         raise ValueError(f"npix={npix} must be a positive multiple of {2**UPSAMPLINGS}")
+
+
+def _check_condition(conditional: bool, condition: torch.Tensor | None) -> None:
+    if conditional != (condition is not None):
+        raise ValueError("a conditional network needs a condition per map, a plain one takes none")
+
+
+class ConditionProjection(nn.Module):
+    """The projection discriminator's conditional term for a scalar condition ``c``: ``c · (v · φ)``,
+    added to the logit, with ``φ`` the features the head reads and ``c`` standardised
+    (:func:`~dustcmb.gan.condition.network_input`). A plain extra input of the head would only shift
+    the logit by a constant per ``c``; the product lets the discriminator ask whether these features
+    belong at this latitude (Miyato & Koyama 2018)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.readout = nn.Linear(features, 1, bias=False)
+
+    def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return network_input(condition.to(features)) * self.readout(features).squeeze(1)
 
 
 class NoiseInjection(nn.Module):
@@ -128,11 +149,19 @@ class Generator(nn.Module):
         outer strips differs from the interior's by 2–4 % (the frame test). Cropping leaves only
         pixels whose receptive fields the padding barely touches, the way a patch is cut from a
         larger sky. 0 (the paper) draws the map itself.
+    conditional : bool
+        The generator also takes each map's condition, the log slab column ``ln csc|b|`` of its
+        centre (:func:`dustcmb.gan.condition.slab_log_column`), standardised
+        (:func:`~dustcmb.gan.condition.network_input`), appended to ``z`` before the first layer and,
+        through a learnt gain and offset that start at 0, added to the map before the tanh: to first
+        order the slab makes ``ln I`` grow linearly with ``ln csc|b|``, and this gives the level that
+        path directly. Dust brightness and contrast depend on latitude, so one generator can draw the
+        sky of any footprint instead of the training region's mixture of latitudes. Off in the paper.
     """
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
                  noise: bool = False, fullres: bool = False, noise_fullres: bool = True,
-                 bandlimit: bool = False, crop_px: int = 0) -> None:
+                 bandlimit: bool = False, crop_px: int = 0, conditional: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if crop_px < 0 or (2 * crop_px) % 2**UPSAMPLINGS:
@@ -143,9 +172,9 @@ class Generator(nn.Module):
             raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
         self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
         self.noise, self.fullres, self.noise_fullres = noise, fullres, noise_fullres
-        self.crop_px = crop_px
+        self.crop_px, self.conditional = crop_px, conditional
         self.base = (npix + 2 * crop_px) // 2**UPSAMPLINGS  # side of the canvas at the smallest scale
-        self.project = nn.Linear(latent_dim, self.base**2 * channels)
+        self.project = nn.Linear(latent_dim + conditional, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
                                          nn.BatchNorm2d(channels, momentum=BN_MOMENTUM))
         widths = [channels, channels // 2, channels // 4, channels // 8] + [channels // 8] * fullres + [1]
@@ -165,14 +194,25 @@ class Generator(nn.Module):
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
+        self.level = nn.Linear(1, 1) if conditional else None  # pre-tanh map level per unit of condition
+        if conditional:
+            nn.init.zeros_(self.level.weight)
+            nn.init.zeros_(self.level.bias)
 
-    def canvas(self, z: torch.Tensor) -> torch.Tensor:
+    def canvas(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """The whole drawn canvas ``[B, 1, npix + 2 crop_px, npix + 2 crop_px]`` in ``[-1, 1]``."""
+        _check_condition(self.conditional, condition)
+        if condition is not None:
+            z = torch.cat([z, network_input(condition.to(z))[:, None]], dim=1)
         x = self.project(z).view(-1, self.channels, self.base, self.base)
-        return torch.tanh(self.blocks(self.project_act(x)))
+        x = self.blocks(self.project_act(x))
+        if self.conditional:
+            x = x + self.level(network_input(condition.to(x))[:, None])[:, :, None, None]
+        return torch.tanh(x)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.canvas(z)
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Maps for latents ``z`` [B, latent_dim] and, if conditional, ``condition`` [B] (``ln csc|b|``)."""
+        out = self.canvas(z, condition)
         if self.crop_px:
             out = out[..., self.crop_px:self.crop_px + self.npix, self.crop_px:self.crop_px + self.npix]
         return out if self.bandlimit is None else self.bandlimit(out)
@@ -194,13 +234,17 @@ class MapDiscriminator(nn.Module):
     minibatch_std : bool
         Append the batch's mean per-feature standard deviation as one more feature map before the
         head, so the discriminator sees the diversity of a batch and a collapsed generator is visible.
+    conditional : bool
+        The map's standardised condition enters as a second input channel, a constant map, so the
+        first convolution can weigh each pixel's level against the latitude it is drawn at.
     """
 
-    def __init__(self, npix: int, width: int, spectral_norm: bool = False, minibatch_std: bool = False) -> None:
+    def __init__(self, npix: int, width: int, spectral_norm: bool = False, minibatch_std: bool = False,
+                 conditional: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
-        widths = [1, width, 2 * width, 4 * width, 8 * width]
+        widths = [1 + conditional, width, 2 * width, 4 * width, 8 * width]
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
             layers += [norm(nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=2)), nn.LeakyReLU(LEAKY_SLOPE)]
@@ -208,9 +252,14 @@ class MapDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM))
         self.features = nn.Sequential(*layers)
         self.minibatch_std = minibatch_std
+        self.conditional = conditional
         self.head = norm(nn.Linear((widths[-1] + minibatch_std) * (npix // 16) ** 2, 1))
 
-    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+    def forward(self, maps: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        _check_condition(self.conditional, condition)
+        if condition is not None:
+            level = network_input(condition.to(maps))[:, None, None, None].expand_as(maps)
+            maps = torch.cat([maps, level], dim=1)
         x = self.features(maps)
         if self.minibatch_std:
             spread = x.std(dim=0, unbiased=False).mean() if len(x) > 1 else x.new_zeros(())
@@ -312,11 +361,13 @@ class PowerDiscriminator(nn.Module):
         ratios join the dense head's input: the spectrum's window tapers the borders away, so
         without them neither the frame a generator leaves nor smoothed borders reach this
         discriminator.
+    conditional : bool
+        A :class:`ConditionProjection` of the head's input adds the map's condition to its logit.
     """
 
     def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor,
                  mean_log_anisotropy: torch.Tensor | None = None, handed: bool = False,
-                 border_moments: torch.Tensor | None = None) -> None:
+                 border_moments: torch.Tensor | None = None, conditional: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         bins = n_bins(npix)
@@ -349,13 +400,14 @@ class PowerDiscriminator(nn.Module):
             self.register_buffer("border_moments", border_moments.detach().clone().float())
             extra = border_moments.shape[1]
         self.head = nn.Linear(widths[-1] * length + extra, 1)
+        self.projection = ConditionProjection(widths[-1] * length + extra) if conditional else None
 
     def fractional_spectrum(self, maps: torch.Tensor) -> torch.Tensor:
         """``C_ℓ / C̄_ℓ^real - 1`` of maps ``[B, 1, N, N]``, shape ``[B, 1, n_bins(N)]``."""
         _, cl = power_spectrum(maps, self.size_deg)
         return cl / self.mean_cl - 1.0
 
-    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+    def forward(self, maps: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         x = self.fractional_spectrum(maps)
         if self.directional:
             x = torch.cat([x, log_anisotropy(maps, self.size_deg) - self.mean_log_anisotropy], dim=1)
@@ -365,4 +417,6 @@ class PowerDiscriminator(nn.Module):
         if self.borders:
             ratios = torch.log(border_contrast(maps[:, 0])[:, 0])
             x = torch.cat([x, (ratios - self.border_moments[0]) / self.border_moments[1]], dim=1)
-        return self.head(x).squeeze(1)
+        _check_condition(self.projection is not None, condition)
+        logit = self.head(x).squeeze(1)
+        return logit if condition is None else logit + self.projection(x, condition)

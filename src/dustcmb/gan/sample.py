@@ -23,19 +23,23 @@ from dustcmb.storage import atomic_file
 
 @torch.no_grad()
 def generate_unit(generator: Generator, z: torch.Tensor, batch: int,
-                  symmetry_rng: torch.Generator | None = None) -> np.ndarray:
+                  symmetry_rng: torch.Generator | None = None, condition=None) -> np.ndarray:
     """Unit-domain maps [n, N, N] (float32) for latent vectors ``z`` [n, latent], BatchNorm in eval mode.
 
-    With ``symmetry_rng`` each map is turned into a random one of the 8 orientations of the square
-    (:func:`dustcmb.gan.symmetry.random_symmetry`; ``gan.symmetrise_samples``). The generator's
-    train/eval mode is restored afterwards, so the trainer can call this mid-run.
+    A conditional generator (``gan.condition_latitude``) also takes ``condition`` [n], each map's
+    ``ln csc|b|`` (:func:`dustcmb.gan.condition.slab_log_column`). With ``symmetry_rng`` each map is
+    turned into a random one of the 8 orientations of the square (:func:`dustcmb.gan.symmetry.random_symmetry`;
+    ``gan.symmetrise_samples``). The generator's train/eval mode is restored afterwards, so the trainer
+    can call this mid-run.
     """
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
+    condition = None if condition is None else torch.as_tensor(condition, dtype=torch.float32)
     out = []
     for i in range(0, len(z), batch):
-        maps = generator(z[i:i + batch].to(device))[:, 0].cpu()
+        c = None if condition is None else condition[i:i + batch].to(device)
+        maps = generator(z[i:i + batch].to(device), c)[:, 0].cpu()
         out.append((maps if symmetry_rng is None else random_symmetry(maps, symmetry_rng)).numpy())
     generator.train(was_training)
     return np.concatenate(out)
@@ -47,7 +51,9 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
     The config holds ``npix``, ``size_deg``, ``latent_dim``, ``gen_channels``, ``gen_padding`` (absent
     from models trained before it existed, which used zero padding), ``gen_noise`` and ``gen_fullres``
     (absent: off), ``gen_noise_fullres`` (absent: on), ``gen_bandlimit`` (absent: off), ``gen_crop_px``
-    (absent: 0) and the normalisation ``log_min``/``log_max`` that maps unit-domain outputs back to MJy/sr.
+    (absent: 0), ``condition_latitude`` (absent: off) with ``condition_values``, the ``ln csc|b|`` of
+    the patch grid's centres that sampling draws from, and the normalisation ``log_min``/``log_max``
+    that maps unit-domain outputs back to MJy/sr.
     """
     config_path, weights_path = model_dir / "config.json", model_dir / "generator.pt"
     for path in (config_path, weights_path):
@@ -57,7 +63,8 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
     generator = Generator(config["npix"], config["latent_dim"], config["gen_channels"],
                           config.get("gen_padding", "zeros"), config.get("gen_noise", False),
                           config.get("gen_fullres", False), config.get("gen_noise_fullres", True),
-                          config.get("gen_bandlimit", False), config.get("gen_crop_px", 0))
+                          config.get("gen_bandlimit", False), config.get("gen_crop_px", 0),
+                          config.get("condition_latitude", False))
     generator.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return generator.to(device).eval(), config
 
@@ -83,6 +90,9 @@ def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int
         ``cpu`` or ``cuda``.
     symmetrise : bool
         Each map in a random one of the 8 orientations of the square (``gan.symmetrise_samples``).
+
+    A conditional generator draws each map at the latitude of a random centre of the patch grid
+    (``condition_values`` of its config): the footprint the patches tile, with every split's share.
     """
     if n <= 0:
         raise InputError(f"-n {n}: ask for at least one map")
@@ -96,7 +106,11 @@ def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int
         for start in tqdm(range(0, n, batch), desc="gan sample", unit="batch"):
             size = min(batch, n - start)
             z = torch.randn(size, config["latent_dim"], generator=rng).to(device)
-            unit = generator(z)[:, 0].cpu()
+            condition = None
+            if config.get("condition_latitude", False):
+                values = torch.tensor(config["condition_values"], dtype=torch.float32)
+                condition = values[torch.randint(len(values), (size,), generator=rng)].to(device)
+            unit = generator(z, condition)[:, 0].cpu()
             unit = (unit if symmetry_rng is None else random_symmetry(unit, symmetry_rng)).numpy()
             out[start:start + size] = from_unit(unit, config["log_min"], config["log_max"])
         out.flush()

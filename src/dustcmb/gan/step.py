@@ -73,11 +73,14 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     directions = mean_log_anisotropy if cfg.power_directions else None
     if cfg.power_borders and border_moments is None:
         raise ValueError("gan.power_borders needs the real maps' border_moments")
+    conditional = cfg.condition_latitude
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise,
-                                   cfg.gen_fullres, cfg.gen_noise_fullres, cfg.gen_bandlimit, cfg.gen_crop_px),
-            "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std),
+                                   cfg.gen_fullres, cfg.gen_noise_fullres, cfg.gen_bandlimit, cfg.gen_crop_px,
+                                   conditional),
+            "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std, conditional),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions,
-                                             cfg.power_handedness, border_moments if cfg.power_borders else None)}
+                                             cfg.power_handedness, border_moments if cfg.power_borders else None,
+                                             conditional)}
     nets = {name: net.to(device) for name, net in nets.items()}
     opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
                                    betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}
@@ -98,7 +101,7 @@ def _r1(logits: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 
 
 def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Generator,
-               cfg: GanConfig) -> dict[str, float]:
+               cfg: GanConfig, condition: torch.Tensor | None = None) -> dict[str, float]:
     """One GAN step: each discriminator on real then fake maps, then the generator on both.
 
     With ``cfg.augment_fakes`` the generated maps get their own random symmetry of the square before
@@ -113,13 +116,16 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
         Augmented real maps in the unit domain.
     z : torch.Tensor [B, latent_dim]
         Latent vectors for this step.
+    condition : torch.Tensor [B], optional
+        With ``cfg.condition_latitude``, the real maps' ``ln csc|b|``: the generated maps are drawn at
+        the same latitudes, and both discriminators judge every map at its own.
 
     Returns
     -------
     dict
         BCE losses: ``loss_d_map``, ``loss_d_power`` (mean of the real and fake updates), ``loss_g``.
     """
-    fake = nets.generator(z)
+    fake = nets.generator(z, condition)
     if cfg.augment_fakes:
         fake = random_symmetry(fake, rng)
     losses = {}
@@ -133,7 +139,7 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
         for maps, target in ((seen_by(name, real).requires_grad_(cfg.r1_gamma > 0), 1.0),
                              (seen_by(name, fake.detach()), 0.0)):
             labels = _labels(len(maps), target, cfg.label_swap, rng, maps.device)
-            logits = nets.net(name)(maps)
+            logits = nets.net(name)(maps, condition)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             if target == 1.0 and cfg.r1_gamma > 0:
                 loss = loss + 0.5 * cfg.r1_gamma * _r1(logits, maps)
@@ -143,7 +149,7 @@ def train_step(nets: GanNets, real: torch.Tensor, z: torch.Tensor, rng: torch.Ge
             total += loss.item() / 2
         losses[loss_key] = total
     ones = torch.ones(len(z), device=z.device)
-    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(seen_by(name, fake)), ones)
+    loss_g = sum(F.binary_cross_entropy_with_logits(nets.net(name)(seen_by(name, fake), condition), ones)
                  for name in DISCRIMINATORS)
     nets.opts["generator"].zero_grad(set_to_none=True)
     loss_g.backward()

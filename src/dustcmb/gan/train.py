@@ -35,6 +35,7 @@ from dustcmb import checkpoint as checkpoint_io
 from dustcmb import tracking
 from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
+from dustcmb.gan.condition import slab_log_column
 from dustcmb.gan.models import log_anisotropy
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import (
@@ -76,6 +77,8 @@ class RealSet:
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
     frame: np.ndarray | None = None  # [2, 2, n_strips] mean, std over maps of border statistics (frame selection)
     grain: np.ndarray | None = None  # [2] mean over maps of beyond_band_power (grain selection)
+    condition: torch.Tensor | None = None  # [n] ln csc|b| of each real map's centre (gan.condition_latitude)
+    grid_condition: np.ndarray | None = None  # [n_grid] ln csc|b| of every centre of the patch grid (for sampling)
 
 
 @dataclasses.dataclass
@@ -153,7 +156,7 @@ def _evaluate(state: GanState, nets: GanNets, real: RealSet, cfg: GanConfig) -> 
     frame d_F's window hides) is kept only while no step without a detected frame has been seen;
     ``d_F+minkowski+artefacts`` also counts a :func:`grain_ratio` above :data:`GRAIN_DETECTED` as detected.
     """
-    fake = generate_unit(nets.sampler, real.eval_z, cfg.sample_batch)
+    fake = generate_unit(nets.sampler, real.eval_z, cfg.sample_batch, condition=real.condition)
     d_f = log10_spectra_distance(fake, real.cl, real.meta)
     record = {"step": state.step, "d_F": d_f}
     if real.minkowski is not None:
@@ -175,7 +178,8 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     """Real maps (unit domain), their MJy/sr spectra for d_F, and the fixed evaluation latents."""
     cfg = params.gan
     patches_mjysr, meta = load_patches(patches_dir)
-    patches_mjysr = patches_mjysr[split.indices(meta, split.TRAIN)]  # the GAN never sees held-out sky
+    train_rows = split.indices(meta, split.TRAIN)
+    patches_mjysr = patches_mjysr[train_rows]  # the GAN never sees held-out sky
     if meta["npix"] % 16:
         raise InputError(f"patch npix={meta['npix']} must be a multiple of 16 for the GAN "
                          "(4 upsamplings from npix/16)")
@@ -191,9 +195,13 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     frame = frame_moments(real_unit[:, 0].numpy()) if cfg.selection in FRAME_SELECTIONS else None
     grain = beyond_band_power(real_unit[:, 0].numpy(), meta["size_deg"]).mean(axis=0) \
         if cfg.selection == "d_F+minkowski+artefacts" else None
+    condition = grid = None
+    if cfg.condition_latitude:
+        grid = slab_log_column(meta["lat_deg"])
+        condition = torch.from_numpy(grid[train_rows])
     return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
                    mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z,
-                   minkowski=moments, frame=frame, grain=grain,
+                   minkowski=moments, frame=frame, grain=grain, condition=condition, grid_condition=grid,
                    border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float())
 
 
@@ -229,7 +237,8 @@ def _advance(state: GanState, nets: GanNets, real: RealSet, rng: torch.Generator
     idx = _batch_indices(state.step, len(real.unit), cfg.batch_size, params.seed)
     batch = random_symmetry(real.unit[idx].to(device), rng)
     z = torch.randn(cfg.batch_size, cfg.latent_dim, generator=rng).to(device)
-    losses = train_step(nets, batch, z, rng, cfg)
+    condition = None if real.condition is None else real.condition[idx].to(device)
+    losses = train_step(nets, batch, z, rng, cfg, condition)
     state.step += 1
     if state.step % cfg.log_every == 0:
         mlflow.log_metrics(losses, step=state.step)
@@ -245,6 +254,8 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
               "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
+              "condition_latitude": cfg.condition_latitude,
+              "condition_values": None if real.grid_condition is None else real.grid_condition.tolist(),
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
               "selection": cfg.selection, "best_step": state.best_step, "best_clean": state.best_clean,
               "initial_d_F": state.history[0]["d_F"], "steps": cfg.steps + cfg.refine_steps,
@@ -265,7 +276,8 @@ def _finish(out_dir: Path, state: GanState, nets: GanNets, real: RealSet, params
                         "best_step": config["best_step"], "train_seconds": config["train_seconds"]})
     mlflow.log_artifacts(str(out_dir), artifact_path="generator")
     nets.restore(state.best)
-    fake = generate_unit(nets.sampler, real.eval_z[:6], params.gan.sample_batch)
+    condition = None if real.condition is None else real.condition[:6]
+    fake = generate_unit(nets.sampler, real.eval_z[:6], params.gan.sample_batch, condition=condition)
     fig = grid_figure(real.unit[:6, 0].numpy(), fake)
     mlflow.log_figure(fig, "real_vs_generated.png")
     plt.close(fig)
