@@ -185,7 +185,7 @@ class GanConfig:
     power_borders: bool = True
     selection: str = "d_F+minkowski"
     symmetrise_samples: bool = True
-    condition_latitude: bool = False
+    condition_latitude: bool = True
 
     def __post_init__(self) -> None:
         _require(self.recipe in ("paper", "custom"), f"gan.recipe={self.recipe!r}: use paper or custom")
