@@ -78,7 +78,8 @@ def test_paper_discriminators_shapes():
 
 
 def test_one_training_step_at_paper_size():
-    """One full GAN step at 256² (paper widths, batch 2) runs on CPU and moves every network."""
+    """One full GAN step at 256² (paper widths, batch 2, conditioned on latitude) runs on CPU and moves
+    every network."""
     torch.manual_seed(0)
     cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
     moments = torch.stack([torch.zeros(4), torch.ones(4)])
@@ -86,7 +87,8 @@ def test_one_training_step_at_paper_size():
     before = {k: [p.detach().clone() for p in nets.net(k).parameters()] for k in NETS}
     rng = torch.Generator().manual_seed(1)
     real = torch.rand(2, 1, 256, 256) * 2 - 1
-    losses = train_step(nets, real, torch.randn(2, 64), rng, cfg)
+    assert cfg.condition_latitude  # the default: latitude-conditioned networks
+    losses = train_step(nets, real, torch.randn(2, 64), rng, cfg, torch.tensor([0.1, 0.7]))
     assert set(losses) == {"loss_d_map", "loss_d_power", "loss_g"}
     assert all(math.isfinite(v) and v > 0 for v in losses.values())
     for name in NETS:
@@ -111,7 +113,7 @@ def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in nets.map_disc.modules())
     start = [p.detach().clone() for p in nets.generator.parameters()]
     rng = torch.Generator().manual_seed(1)
-    losses = train_step(nets, torch.rand(4, 1, 64, 64) * 2 - 1, torch.randn(4, 64), rng, cfg)
+    losses = train_step(nets, torch.rand(4, 1, 64, 64) * 2 - 1, torch.randn(4, 64), rng, cfg, torch.rand(4))
     assert all(math.isfinite(v) for v in losses.values())
     for a, live, average in zip(start, nets.generator.parameters(), nets.ema.parameters()):
         torch.testing.assert_close(average, a + 0.1 * (live - a))

@@ -17,13 +17,18 @@ import yaml
 from conftest import split_meta
 from dustcmb.config import GanConfig, Params, load_params
 from dustcmb.errors import ConfigError, InputError
+from dustcmb.gan.condition import slab_log_column
+from dustcmb.gan.sample import load_generator, sample_to_npy
 from dustcmb.gan.train import CHECKPOINT_NAME, EXPERIMENT, real_set, train
 from dustcmb.patches.normalise import log_range, to_unit
 from dustcmb.tracking import configure
 
 NPIX, N_MAPS, N_HELD = 32, 56, 4  # 48 training maps, 4 validation and 4 test maps
+# Plain (unconditioned) networks: the selection tests' thresholds are set from their trajectories;
+# test_conditional_run_records_the_grid_and_samples_it trains the default, conditioned ones.
 TINY = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batch_size=8, steps=40,
-            eval_every=10, refine_steps=6, refine_eval_every=2, log_every=2, sample_batch=32)
+            eval_every=10, refine_steps=6, refine_eval_every=2, log_every=2, sample_batch=32,
+            condition_latitude=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -204,3 +209,26 @@ def test_artefact_constraints_select_the_best_step_with_neither_frame_nor_grain(
     assert 0 < len(clean) < len(framed)
     best = min(clean, key=lambda e: e["score"])
     assert config["best_step"] == best["step"] and config["best_clean"]
+
+
+def test_conditional_run_records_the_grid_and_samples_it(patches_dir, tmp_path):
+    """A tiny latitude-conditioned run on patches at four latitudes: the trainer's conditions are the
+    training patches' ln csc|b|, the written config carries the whole grid's for sampling, and the
+    model loads as a conditional generator and samples."""
+    data = tmp_path / "patches"
+    data.mkdir()
+    (data / "patches.npy").symlink_to(patches_dir / "patches.npy")
+    meta = json.loads((patches_dir / "meta.json").read_text())
+    meta["lat_deg"] = [[30.0, 45.0, -60.0, 90.0][i % 4] for i in range(N_MAPS)]
+    (data / "meta.json").write_text(json.dumps(meta))
+    params = _params(condition_latitude=True, steps=10, refine_steps=2)
+    real = real_set(params, data)
+    train_rows = [i for i, label in enumerate(meta["split"]) if label == "train"]
+    np.testing.assert_array_equal(real.condition.numpy(), slab_log_column(meta["lat_deg"])[train_rows])
+    config = train(params, data, tmp_path / "gan", tmp_path / "ckpt", root=tmp_path)
+    assert config["condition_latitude"] and config["condition_values"] == slab_log_column(meta["lat_deg"]).tolist()
+    assert np.isfinite(config["best_d_F"])
+    generator, _ = load_generator(tmp_path / "gan")
+    assert generator.conditional
+    maps = np.load(sample_to_npy(tmp_path / "gan", 3, tmp_path / "samples.npy", seed=0))
+    assert maps.shape == (3, NPIX, NPIX) and np.all(maps > 0)
