@@ -101,14 +101,15 @@ def sample_to_npy(model_dir: Path, n: int, out_path: Path, seed: int, batch: int
     rng = torch_rng(seed, Stream.GAN_SAMPLES)
     symmetry_rng = torch_rng(seed, Stream.GAN_SAMPLE_SYMMETRY) if symmetrise else None
     npix = config["npix"]
+    values = (torch.tensor(config["condition_values"], dtype=torch.float32)
+              if config.get("condition_latitude", False) else None)  # ln csc|b| of the grid's centres
     with atomic_file(out_path) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, npix, npix))
         for start in tqdm(range(0, n, batch), desc="gan sample", unit="batch"):
             size = min(batch, n - start)
             z = torch.randn(size, config["latent_dim"], generator=rng).to(device)
             condition = None
-            if config.get("condition_latitude", False):
-                values = torch.tensor(config["condition_values"], dtype=torch.float32)
+            if values is not None:
                 condition = values[torch.randint(len(values), (size,), generator=rng)].to(device)
             unit = generator(z, condition)[:, 0].cpu()
             unit = (unit if symmetry_rng is None else random_symmetry(unit, symmetry_rng)).numpy()
