@@ -54,8 +54,9 @@ def test_train_and_evaluate_end_to_end(tmp_path, separation_data, monkeypatch):
             assert len(metrics[group][f"coverage_{level}_per_ell"]) == n_ell
             assert 0 <= metrics[group][f"calibration_error_{level}"] <= 1
     for level in ("68", "95"):
-        shares = metrics["calibrated"][f"leak_share_{level}"], metrics["calibrated"][f"mc_share_{level}"]
-        assert min(shares) >= 0 and sum(shares) <= 1 + 1e-9
+        for width in ("leak", "mc"):
+            assert np.all(np.isfinite(metrics["calibrated"][f"{width}_exponent_{level}_per_ell"]))
+            assert len(metrics["calibrated"][f"{width}_exponent_{level}_per_ell"]) == n_ell
         by_brightness = metrics["calibrated"]["by_brightness"]
         assert sum(by_brightness["n"]) == metrics["n_test"] and len(by_brightness[f"coverage_{level}"]) == 5
         assert all(c is None or 0 <= c <= 1 for c in by_brightness[f"coverage_{level}"])

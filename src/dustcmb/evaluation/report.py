@@ -43,6 +43,11 @@ def _errors(section: dict) -> str:
     return f"{section['calibration_error_68']:.3f} / {section['calibration_error_95']:.3f}"
 
 
+def _exponents(section: dict) -> str:
+    leak, mc = (np.median(section[f"{w}_exponent_68_per_ell"]) for w in ("leak", "mc"))
+    return f"{leak:.2f} / {mc:.2f}"
+
+
 GAN_ROWS = [  # (label, key, format)
     ("Fréchet distance d_F of log10 C_ℓ (lower is better)", "frechet_distance", "{:.3g}"),
     ("pixel-histogram intersection (paper: 0.94)", "histogram_intersection", "{:.3f}"),
@@ -61,7 +66,7 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
     ("coverage of the 95 % interval (target 0.95)", "coverage_95", "{:.3f}"),
     ("mean over ℓ of abs(coverage − 0.68), raw passes", "calibration_error_68", "{:.3f}"),
     ("same, interval centred on the estimate", "centred.calibration_error_68", "{:.3f}"),
-    ("same, after per-ℓ calibration with the variance model (target ≤ 0.02)", "calibrated.calibration_error_68",
+    ("same, after per-ℓ calibration with the width model (target ≤ 0.02)", "calibrated.calibration_error_68",
      "{:.3f}"),
     ("mean over ℓ of abs(coverage − 0.95), same calibration (target ≤ 0.02)", "calibrated.calibration_error_95",
      "{:.3f}"),
@@ -80,6 +85,7 @@ SEPARATION_ROWS = [  # (label, key, format: a str.format pattern or a callable)
     ("standard error of a bin's 68 % calibrated coverage, dust maps as the unit (min–max over ℓ)",
      "calibrated.coverage_68_se_per_ell", _span),
     ("same, 95 %", "calibrated.coverage_95_se_per_ell", _span),
+    ("width model at 68 %: exponents of the leakage / MC widths (median over ℓ)", "calibrated", _exponents),
     ("calibration error 68 % / 95 %, MC-dropout width alone", "calibrated_mc", _errors),
     ("calibration error 68 % / 95 %, dust-leakage width alone", "calibrated_leakage", _errors),
     ("pixels within one MC σ of the truth (target 0.68)", "pixel_coverage_68", "{:.3f}"),
@@ -215,7 +221,7 @@ def _rates(metrics: dict) -> str:
 
 def tuning_markdown(default: dict, tuned: dict) -> str:
     """The default and tuned dropout rates side by side on the same test maps: a summary table, then
-    coverage per ℓ bin at 68 % and 95 %, raw (the passes' quantiles) and calibrated (variance model)."""
+    coverage per ℓ bin at 68 % and 95 %, raw (the passes' quantiles) and calibrated (width model)."""
     runs = {"default rates": default, "tuned rates": tuned}
     if default["ell"] != tuned["ell"] or default["n_test"] != tuned["n_test"]:
         raise InputError("the default and tuned metrics come from different test sets or ℓ bins; "
@@ -230,8 +236,8 @@ def tuning_markdown(default: dict, tuned: dict) -> str:
              lambda m: _span(m["calibrated"]["coverage_68_per_ell"])),
             ("calibrated coverage per ℓ, 95 % (target 0.93–0.97)",
              lambda m: _span(m["calibrated"]["coverage_95_per_ell"])),
-            ("variance-model shares at 68 %: leakage / MC",
-             lambda m: f"{m['calibrated']['leak_share_68']:.2f} / {m['calibrated']['mc_share_68']:.2f}"),
+            ("width model at 68 %: exponents of the leakage / MC widths (median over ℓ)",
+             lambda m: _exponents(m["calibrated"])),
             ("map RMSE [µK_CMB]", lambda m: f"{m['map_rmse_uK']:.3g}"),
             ("mean per-pixel MC standard deviation [µK_CMB]", lambda m: f"{m['mean_pixel_std_uK']:.3g}")]
     lines = [f"{default['n_test']} test maps, {default['mc_passes']} MC-dropout passes, instrument "

@@ -15,17 +15,17 @@ Figures of merit (``metrics/separation.json``):
 - ``coverage_68_per_ell`` (``_95``): fraction of test maps whose true ``C_ℓ`` lies inside the
   central 68 % (95 %) interval of their passes' ``C_ℓ``; ``coverage_68`` is its mean over ℓ bins;
 - ``centred``, ``calibrated``, ``calibrated_mc`` and ``calibrated_leakage``: the same per ℓ (and
-  ``calibration_error_<level>``, the mean over ℓ of ``|coverage_ℓ − nominal|``) for the interval
-  centred on the estimate, raw and after per-ℓ conformal factors fitted on validation maps that
-  early stopping never scored, with the variance-model width (the reported calibration, with its
-  fitted ``leak_share_<level>``/``mc_share_<level>``), the MC-dropout width alone or the dust-leakage
-  width alone (:mod:`dustcmb.separation.calibration`); ``calibrated.by_brightness``: the reported
-  calibration's coverage (``coverage_68``, ``coverage_95``: mean over maps and ℓ bins) and map count
-  ``n`` in five groups of dust brightness, the calibration maps' quartiles (``upper_edges``, mean
-  ``ln C_ℓ`` of the dust-dominated channel [ln(µK² sr)]) and a fifth group brighter than any of them;
-  ``calibrated.within_range``: the reported calibration per ℓ on the ``n`` test maps of the first four
-  groups, where its widths interpolate; ``calibrated.coverage_<level>_se_per_ell``: standard error of
-  the reported coverage per ℓ with the dust map as the independent unit (its draws share their dust);
+  ``calibration_error_<level>``, the mean over ℓ of ``|coverage_ℓ − nominal|``) for the interval centred
+  on the estimate, raw and after per-ℓ conformal factors fitted on validation maps that early stopping
+  never scored, with the width model's width (the reported calibration, with its fitted exponents per ℓ,
+  ``leak_exponent_<level>_per_ell`` and ``mc_exponent_<level>_per_ell``), the MC-dropout width alone or
+  the dust-leakage width alone (:mod:`dustcmb.separation.calibration`); ``calibrated.by_brightness``:
+  the reported calibration's coverage (``coverage_68``, ``coverage_95``: mean over maps and ℓ bins) and
+  map count ``n`` in five groups of dust brightness, the calibration maps' quartiles (``upper_edges``,
+  mean ``ln C_ℓ`` of the dust-dominated channel [ln(µK² sr)]) and a fifth group brighter than any of
+  them; ``calibrated.within_range``: the reported calibration per ℓ on the ``n`` test maps of the first
+  four groups, where its widths interpolate; ``calibrated.coverage_<level>_se_per_ell``: standard error
+  of the reported coverage per ℓ with the dust map as the independent unit (its draws share their dust);
   ``pixel_coverage_68``: pixels within one MC σ of the truth;
 - ``spectrum_ratio_median_per_ell``: median over maps of ``Ĉ_ℓ / C_ℓ`` (estimate vs true CMB), and
   ``spectrum_abs_error_median_per_ell`` the median of ``|Ĉ_ℓ / C_ℓ − 1|``;
@@ -192,19 +192,19 @@ def collect(model, test, params: Params, n_maps: int | None = None, start: int =
 
 @dataclasses.dataclass
 class Calibration:
-    """Fitted on calibration maps: per level, the :class:`~dustcmb.separation.calibration.VarianceModel`
+    """Fitted on calibration maps: per level, the :class:`~dustcmb.separation.calibration.WidthModel`
     (``models[level]``), the per-ℓ conformal factors of every width (``factors[section][level]``), and the
     maps' dust brightness (:func:`~dustcmb.separation.calibration.dust_brightness`) that groups test maps."""
 
-    models: dict[str, calibration.VarianceModel]
+    models: dict[str, calibration.WidthModel]
     factors: dict[str, dict[str, np.ndarray]]
     brightness: np.ndarray
 
 
 def calibration_widths(data: dict, level: str, dust_channel: int,
-                       model: calibration.VarianceModel | None) -> dict[str, np.ndarray]:
+                       model: calibration.WidthModel | None) -> dict[str, np.ndarray]:
     """The ``ln C_ℓ`` widths [n, n_bins] that per-ℓ factors scale, by metrics section: ``calibrated``
-    (the variance model's, the reported one; only with a ``model``), ``calibrated_mc`` (MC dropout's
+    (the width model's, the reported one; only with a ``model``), ``calibrated_mc`` (MC dropout's
     alone) and ``calibrated_leakage`` (dust leakage alone, from input channel ``dust_channel``); see
     :mod:`dustcmb.separation.calibration`."""
     mc = calibration.half_width(data["cl_quantiles"], level)
@@ -236,7 +236,9 @@ def calibration_metrics(data: dict, fitted: Calibration | None, dust_channel: in
         if fitted is None:
             continue
         model = fitted.models[level]
-        out["calibrated"] |= {f"leak_share_{level}": model.leak_share, f"mc_share_{level}": model.mc_share}
+        # w ∝ d^(b/2) σ^(c/2): the exponents of the leakage and MC widths in the reported width
+        out["calibrated"] |= {f"leak_exponent_{level}_per_ell": (model.coef[:, 1] / 2).tolist(),
+                              f"mc_exponent_{level}_per_ell": (model.coef[:, 2] / 2).tolist()}
         for name, width in calibration_widths(data, level, dust_channel, model).items():
             factors = fitted.factors[name][level]
             cover = calibration.coverage(cl_true, calibration.calibrated_interval(cl_est, width, factors))
@@ -270,13 +272,13 @@ def _reported_detail(section: dict, data: dict, interval: tuple[np.ndarray, np.n
 
 
 def fit_calibration(data: dict, dust_channel: int) -> Calibration:
-    """The variance model and the per-ℓ conformal factors at 68 % and 95 % of every width of
+    """The width model and the per-ℓ conformal factors at 68 % and 95 % of every width of
     :func:`calibration_widths`, from :func:`collect` output on calibration maps."""
     models, factors = {}, {}
     for level in calibration.LEVELS:
         widths = calibration_widths(data, level, dust_channel, None)
         leak, mc = widths["calibrated_leakage"], widths["calibrated_mc"]
-        models[level] = calibration.fit_variance_model(data["cl_true"], data["cl_est"], leak, mc)
+        models[level] = calibration.fit_width_model(data["cl_true"], data["cl_est"], leak, mc)
         widths["calibrated"] = models[level].width(leak, mc)
         for name, width in widths.items():
             factors.setdefault(name, {})[level] = calibration.conformal_factors(

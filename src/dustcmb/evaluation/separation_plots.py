@@ -116,7 +116,7 @@ def cases_figure(cases: dict[str, dict], baselines: dict[str, str]) -> plt.Figur
 
 def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
     """Coverage per ℓ bin of the 68 % / 95 % intervals: raw MC passes, centred on the estimate, calibrated
-    (variance-model width, the reported one, and the MC-dropout and dust-leakage widths alone); and, when
+    (width-model width, the reported one, and the MC-dropout and dust-leakage widths alone); and, when
     calibrated, the reported calibration's coverage in groups of dust brightness (``calibrated.by_brightness``).
 
     Error bars of the reported calibration are its clustered standard errors (the dust map as the
@@ -127,7 +127,7 @@ def coverage_figure(ell: np.ndarray, metrics: dict) -> plt.Figure:
     fig, axes = plt.subplots(1, 3 if by_brightness else 2, figsize=(16 if by_brightness else 11, 4), sharey=True)
     n = metrics["n_test"]
     variants = [("raw (passes' quantiles)", metrics, "C7"), ("centred on the estimate", metrics["centred"], "C0"),
-                ("calibrated: variance model (reported)", metrics.get("calibrated", {}), "C3"),
+                ("calibrated: width model (reported)", metrics.get("calibrated", {}), "C3"),
                 ("calibrated: MC width alone", metrics.get("calibrated_mc", {}), "C1"),
                 ("calibrated: dust-leakage width alone", metrics.get("calibrated_leakage", {}), "C2")]
     for ax, level in zip(axes, ("68", "95")):

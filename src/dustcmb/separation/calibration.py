@@ -25,8 +25,9 @@ wider intervals. Any per-ℓ constant in ``w`` is absorbed by ``f_ℓ``.
 
 Neither width alone describes the error: instrument noise and the CMB's own scatter do not grow with
 the dust, leaked dust does, and the network's correction is what MC dropout sees. The reported
-calibration therefore uses a :class:`VarianceModel` that mixes the three, with shares fitted by
-likelihood on the calibration maps (:func:`fit_variance_model`) before the conformal factors are.
+calibration therefore uses a :class:`WidthModel`, a per-ℓ regression of the log squared error on the
+logs of both widths (:func:`fit_width_model`), fitted on the calibration maps before the conformal
+factors are.
 
 A coverage averaged over the test maps can still hide maps that are covered too often next to maps
 that are covered too rarely. :func:`brightness_groups` sorts maps by the brightness of their
@@ -157,50 +158,41 @@ def clustered_standard_error(inside: np.ndarray, clusters: np.ndarray) -> np.nda
 
 
 @dataclass(frozen=True)
-class VarianceModel:
-    """The ``ln C_ℓ`` width ``w_ℓ`` as a mix of three error sources, with shares common to every bin:
+class WidthModel:
+    """The ``ln C_ℓ`` width as a power law in the dust-leakage and MC-dropout widths, per ℓ bin:
 
-        w_ℓ² = (1 − b − g) + b · d_ℓ² / ⟨d_ℓ²⟩ + g · σ_ℓ² / ⟨σ_ℓ²⟩
+        ln w_ℓ² = a_ℓ + b_ℓ ln d_ℓ + c_ℓ ln σ_ℓ
 
-    a constant (noise and CMB scatter, the same on any sky), the dust-leakage width ``d``
-    (:func:`leakage_width`) and the MC-dropout width ``σ`` (:func:`half_width`); ``⟨·⟩`` are means over
-    the calibration maps, so ``b`` and ``g`` are the shares of the average calibration map's variance.
+    with ``d`` the leakage width (:func:`leakage_width`) and ``σ`` the MC-dropout width
+    (:func:`half_width`). The exponents let the data say how fast the error grows with the sky's
+    brightness and with the network's own spread; the overall scale ``a_ℓ`` is set again by the
+    conformal factors.
 
     Attributes
     ----------
-    leak_share, mc_share : float
-        ``b`` and ``g`` (``b, g ≥ 0``, ``b + g ≤ 1``).
-    leak_ref, mc_ref : ndarray [n_bins]
-        ``⟨d_ℓ²⟩`` and ``⟨σ_ℓ²⟩``.
+    coef : ndarray [n_bins, 3]
+        ``(a_ℓ, b_ℓ, c_ℓ)`` per bin.
     """
 
-    leak_share: float
-    mc_share: float
-    leak_ref: np.ndarray
-    mc_ref: np.ndarray
+    coef: np.ndarray
 
     def width(self, leak: np.ndarray, mc: np.ndarray) -> np.ndarray:
         """``w_ℓ`` [n, n_bins] from the leakage and MC widths [n, n_bins] of the same maps."""
-        const = 1.0 - self.leak_share - self.mc_share
-        return np.sqrt(const + self.leak_share * leak**2 / self.leak_ref + self.mc_share * mc**2 / self.mc_ref)
+        a, b, c = self.coef.T
+        return np.exp(0.5 * (a + b * np.log(leak) + c * np.log(mc)))
 
 
-def fit_variance_model(cl_true: np.ndarray, cl_est: np.ndarray, leak: np.ndarray, mc: np.ndarray,
-                       step: float = 0.01) -> VarianceModel:
-    """Shares of :class:`VarianceModel` that maximise the Gaussian likelihood of ``ln(C_ℓ^true / Ĉ_ℓ)``.
+def fit_width_model(cl_true: np.ndarray, cl_est: np.ndarray, leak: np.ndarray, mc: np.ndarray) -> WidthModel:
+    """:class:`WidthModel` fitted per bin by least squares of ``ln r²`` on ``(1, ln d_ℓ, ln σ_ℓ)``,
+    with ``r = ln(C_ℓ^true / Ĉ_ℓ)``.
 
-    Each bin keeps its own overall scale (profiled out: the conformal factors set it afterwards), so
-    only the two shares are fitted, on a grid of ``step`` over the triangle ``b, g ≥ 0, b + g ≤ 1``.
-    The widths ``leak`` and ``mc`` are [n, n_bins] for the same maps as the spectra [n, n_bins].
+    For ``r = s ε`` with ``ε`` of one fixed distribution, ``ln r² = ln s² + ln ε²``: the regression
+    estimates how ``ln s²`` moves with the regressors, and the constant offset ``E ln ε²`` ends up in
+    ``a_ℓ``, where the conformal factors absorb it. The spectra and widths are [n, n_bins] for the same
+    maps; a tiny floor (10⁻⁶ of the bin's mean ``r²``) keeps an exact hit from dominating the fit.
     """
     r2 = np.log(cl_true / cl_est) ** 2
-    leak2, mc2 = leak**2 / np.mean(leak**2, axis=0), mc**2 / np.mean(mc**2, axis=0)
-    best = (np.inf, 0.0, 0.0)
-    for b in np.arange(0.0, 1.0 + step / 2, step):
-        for g in np.arange(0.0, 1.0 - b + step / 2, step):
-            var = (1.0 - b - g) + b * leak2 + g * mc2 + 1e-12  # finite log where no share is constant
-            scale = np.mean(r2 / var, axis=0)
-            nll = len(r2) * np.log(scale).sum() + np.log(var).sum()
-            if nll < best[0]:
-                best = (nll, b, g)
-    return VarianceModel(float(best[1]), float(best[2]), np.mean(leak**2, axis=0), np.mean(mc**2, axis=0))
+    y = np.log(r2 + 1e-6 * r2.mean(axis=0))
+    design = np.stack([np.ones_like(leak), np.log(leak), np.log(mc)], axis=-1)
+    coef = [np.linalg.lstsq(design[:, j], y[:, j], rcond=None)[0] for j in range(y.shape[1])]
+    return WidthModel(np.array(coef))
