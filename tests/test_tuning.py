@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -181,3 +185,44 @@ def test_two_worker_processes_share_one_study(tmp_path, separation_data, monkeyp
 
     assert f"(trial {study.best_trial.number})" in best.read_text()
     assert yaml.safe_load(best.read_text())["separation"]["dropout"] == study.best_trial.user_attrs["dropout"]
+
+
+WORKERS_SCRIPT = """
+import time
+from dustcmb.tuning.runner import run_processes
+
+def nap(seconds):
+    time.sleep(seconds)
+
+if __name__ == "__main__":
+    run_processes(nap, [(600,), (600,)], "test")
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from Linux /proc")
+def test_terminating_the_tuner_terminates_its_workers(tmp_path):
+    """SIGTERM to a process running two worker processes (each sleeping 10 min) ends both workers
+    within 30 s, and the process exits with 128 + SIGTERM."""
+    script = tmp_path / "workers.py"
+    script.write_text(WORKERS_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers, deadline = [], time.time() + 60
+    while len(workers) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2, "the workers did not start"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.time() + 30
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)

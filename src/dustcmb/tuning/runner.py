@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -52,17 +53,36 @@ def _work(setup: Setup, index: int, n_trials: int, threads: int, parent_run_id: 
 def run_workers(setup: Setup, shares: list[int], parent_run_id: str) -> None:
     """Run ``shares[k]`` trials in worker process ``k + 1`` each, in parallel; fail if any worker did."""
     threads = max(1, cpu_cores() // len(shares))
+    run_processes(_work, [(setup, k + 1, n, threads, parent_run_id) for k, n in enumerate(shares)],
+                  f"study {setup.study_name}")
+
+
+def run_processes(target, args: list[tuple], what: str) -> None:
+    """Run ``target(*a)`` for every ``a`` in ``args``, each in its own spawned process named
+    ``tune-worker-<k>``, and wait for all; raise if any failed. Interrupted (SIGTERM or Ctrl-C), this
+    process terminates its workers before it exits, so that none is left training on its own."""
     # spawn, not fork: a forked child would inherit this process's storage and MLflow connections
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_work, args=(setup, k + 1, n, threads, parent_run_id),
-                                 name=f"tune-worker-{k + 1}") for k, n in enumerate(shares)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
+    processes = [context.Process(target=target, args=a, name=f"tune-worker-{k + 1}") for k, a in enumerate(args)]
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
     failed = [f"{p.name} (exit {p.exitcode})" for p in processes if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"study {setup.study_name}: {', '.join(failed)} failed; rerun to finish the trials")
+        raise RuntimeError(f"{what}: {', '.join(failed)} failed; rerun to finish the trials")
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run_study(setup: Setup, best_path: Path, n_trials: int, workers: int = 1) -> dict:
