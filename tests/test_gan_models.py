@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dustcmb.config import GanConfig
+from dustcmb.errors import ConfigError
 from dustcmb.gan.models import (
     BandLimit,
     Generator,
@@ -16,6 +17,7 @@ from dustcmb.gan.models import (
     PowerDiscriminator,
     log_anisotropy,
     log_handedness,
+    random_window,
     shared_noise,
 )
 from dustcmb.gan.step import NETS, build, train_step
@@ -449,3 +451,27 @@ def test_crop_returns_the_centre_of_a_wider_canvas_beyond_the_padding():
         interior = out[2:-2, 2:-2]
         torch.testing.assert_close(interior, torch.full_like(interior, math.tanh(1.0)))
         assert bool((out[0] < math.tanh(1.0) - 0.1).all()) == rim_darker
+
+
+def test_random_crop_returns_windows_of_the_canvas_at_offsets_that_differ():
+    """``random_crop`` returns, for every map, the ``npix²`` window of its canvas at some offset (found by
+    search over all (2 crop_px + 1)² offsets, exact equality), the offsets differ between maps and
+    reach every row and column offset, the canvas's edges included, and the gradient of a sum reaches
+    exactly the window's pixels."""
+    with pytest.raises(ValueError, match="random_crop"):
+        Generator(npix=32, latent_dim=8, channels=16, random_crop=True)
+    with pytest.raises(ConfigError, match="gen_crop_random"):
+        GanConfig(gen_crop_random=True)
+    torch.manual_seed(0)
+    canvas = torch.randn(64, 1, 40, 40, requires_grad=True)
+    out = random_window(canvas, 32)
+    offsets = set()
+    for x, y in zip(canvas.detach(), out.detach()):
+        found = [(a, b) for a in range(9) for b in range(9) if torch.equal(x[:, a:a + 32, b:b + 32], y)]
+        assert len(found) == 1
+        offsets.add(found[0])
+    assert len(offsets) > 32 and {a for a, _ in offsets} == {b for _, b in offsets} == set(range(9))
+    out.sum().backward()
+    assert torch.equal(canvas.grad.sum(dim=(1, 2, 3)), torch.full((64,), 32.0 * 32.0))
+    generator = Generator(npix=32, latent_dim=8, channels=16, crop_px=8, random_crop=True).eval()
+    assert generator(torch.randn(3, 8)).shape == (3, 1, 32, 32)

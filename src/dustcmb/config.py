@@ -141,7 +141,7 @@ SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders", "d_F+minkowski+ar
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "disc_roll": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
                 "selection": "d_F", "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
-                "symmetrise_samples": False, "condition_latitude": False}
+                "gen_crop_random": False, "symmetrise_samples": False, "condition_latitude": False}
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,7 @@ class GanConfig:
     gen_noise_fullres: bool = True
     gen_bandlimit: bool = True
     gen_crop_px: int = 0
+    gen_crop_random: bool = False
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32
@@ -205,6 +206,8 @@ class GanConfig:
         _require(self.gen_crop_px >= 0 and self.gen_crop_px % 8 == 0,
                  f"gan.gen_crop_px={self.gen_crop_px} must be a non-negative multiple of 8 (the canvas, "
                  f"npix + 2 gen_crop_px, must stay a multiple of 16)")
+        _require(self.gen_crop_px > 0 or not self.gen_crop_random,
+                 "gan.gen_crop_random needs gan.gen_crop_px > 0 (a canvas wider than the patch)")
         _require(self.gen_padding in ("zeros", "reflect", "replicate"),
                  f"gan.gen_padding={self.gen_padding!r} must be zeros, reflect or replicate")
         _require(self.refine_steps >= 0, f"gan.refine_steps={self.refine_steps} must be >= 0")

@@ -82,6 +82,12 @@ VARIANTS: dict[str, dict] = {
     "conditioned": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
                     "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True,
                     "condition_latitude": True},
+    # and the generator drawing a canvas 16 px wider on every side, each map a window at a random offset of it:
+    # the centre-to-edge texture gradient of the conditioned maps (rms gradient 0.86 of the centre's at the
+    # edges) can no longer line up with the patch borders
+    "conditioned_random_crop": {**FULLRES, **NOISE, **DIRECTIONS, **SELECTION, "power_handedness": True,
+                                "symmetrise_samples": True, "gen_bandlimit": True, "power_borders": True,
+                                "condition_latitude": True, "gen_crop_px": 16, "gen_crop_random": True},
     # the three additions that each lowered the training-region d_F most in single-seed runs, together
     "r1_augment_mbstd": {**R1, **AUGMENT, **MBSTD},
     "all": {**EMA, **AUGMENT, **R1, **SPECTRAL, **MBSTD, **DIRECTIONS, **TTUR, **SELECTION, **NOISE, **FULLRES},

@@ -149,6 +149,13 @@ class Generator(nn.Module):
         outer strips differs from the interior's by 2–4 % (the frame test). Cropping leaves only
         pixels whose receptive fields the padding barely touches, the way a patch is cut from a
         larger sky. 0 (the paper) draws the map itself.
+    random_crop : bool
+        With ``crop_px``, return a window at a random offset of the canvas (each map its own, drawn from
+        torch's global generator) instead of the central one. The canvas's statistics can then depend
+        on position (its first layer gives every position of the smallest grid its own weights, and
+        the padding acts at every scale) only as far as the discriminators cannot tell one window
+        from another, since a map's edges fall anywhere on it: stationarity is what they reward. Off
+        in the paper.
     conditional : bool
         The generator also takes each map's condition, the log slab column ``ln csc|b|`` of its
         centre (:func:`dustcmb.gan.condition.slab_log_column`), standardised
@@ -161,18 +168,21 @@ class Generator(nn.Module):
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
                  noise: bool = False, fullres: bool = False, noise_fullres: bool = True,
-                 bandlimit: bool = False, crop_px: int = 0, conditional: bool = False) -> None:
+                 bandlimit: bool = False, crop_px: int = 0, conditional: bool = False,
+                 random_crop: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if crop_px < 0 or (2 * crop_px) % 2**UPSAMPLINGS:
             raise ValueError(f"generator crop_px={crop_px} must be >= 0 and a multiple of {2**UPSAMPLINGS // 2}")
+        if random_crop and not crop_px:
+            raise ValueError("a generator random_crop needs crop_px > 0 (a canvas wider than the map)")
         if channels % 8:
             raise ValueError(f"generator channels={channels} must be divisible by 8")
         if padding not in PADDINGS:
             raise ValueError(f"generator padding={padding!r} must be one of {PADDINGS}")
         self.npix, self.latent_dim, self.channels, self.padding = npix, latent_dim, channels, padding
         self.noise, self.fullres, self.noise_fullres = noise, fullres, noise_fullres
-        self.crop_px, self.conditional = crop_px, conditional
+        self.crop_px, self.conditional, self.random_crop = crop_px, conditional, random_crop
         self.base = (npix + 2 * crop_px) // 2**UPSAMPLINGS  # side of the canvas at the smallest scale
         self.project = nn.Linear(latent_dim + conditional, self.base**2 * channels)
         self.project_act = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE),
@@ -213,9 +223,22 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Maps for latents ``z`` [B, latent_dim] and, if conditional, ``condition`` [B] (``ln csc|b|``)."""
         out = self.canvas(z, condition)
-        if self.crop_px:
+        if self.random_crop:
+            out = random_window(out, self.npix)
+        elif self.crop_px:
             out = out[..., self.crop_px:self.crop_px + self.npix, self.crop_px:self.crop_px + self.npix]
         return out if self.bandlimit is None else self.bandlimit(out)
+
+
+def random_window(canvas: torch.Tensor, size: int) -> torch.Tensor:
+    """A ``size × size`` window of every canvas ``[B, C, M, M]`` at its own uniform random offset
+    (torch's global generator), ``[B, C, size, size]``; differentiable with respect to the canvas."""
+    b, m = canvas.shape[0], canvas.shape[-1]
+    offsets = torch.randint(0, m - size + 1, (b, 2), device=canvas.device)
+    span = torch.arange(size, device=canvas.device)
+    rows, cols = offsets[:, 0, None] + span, offsets[:, 1, None] + span  # [B, size] each
+    batch = torch.arange(b, device=canvas.device)[:, None, None]
+    return canvas.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 class MapDiscriminator(nn.Module):

@@ -76,7 +76,7 @@ def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, dev
     conditional = cfg.condition_latitude
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise,
                                    cfg.gen_fullres, cfg.gen_noise_fullres, cfg.gen_bandlimit, cfg.gen_crop_px,
-                                   conditional),
+                                   conditional, cfg.gen_crop_random),
             "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std, conditional),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions,
                                              cfg.power_handedness, border_moments if cfg.power_borders else None,

@@ -254,6 +254,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
               "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
+              "gen_crop_random": cfg.gen_crop_random,
               "condition_latitude": cfg.condition_latitude,
               "condition_values": None if real.grid_condition is None else real.grid_condition.tolist(),
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
