@@ -74,6 +74,7 @@ def test_tiny_pipeline_through_dvc_repro(tmp_path):
     text = readme.read_text()
     assert "STALE-RESULTS" not in text and "| Fréchet distance" in text and text.endswith("rest\n")
     assert (root / "docs" / "figures" / "separation_spectra.png").is_file()
+    assert (root / "docs" / "figures" / "separation_coverage.png").is_file()
     cases = root / "metrics" / "cases"
     cases.mkdir()
     for name in ("planck_varying", "noiseless_fixed"):

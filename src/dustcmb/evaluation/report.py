@@ -25,7 +25,8 @@ TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->
 TUNING_START, TUNING_END = "<!-- tuning:start -->", "<!-- tuning:end -->"
 CASES_FIGURE = "separation_cases.png"
 FIGURES = {"plots/patches/splits.png": "splits.png", "plots/gan/samples.png": "gan_samples.png",
-           "plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png"}
+           "plots/gan/spectra.png": "gan_spectra.png", "plots/separation/spectra.png": "separation_spectra.png",
+           "plots/separation/coverage.png": "separation_coverage.png"}
 
 def _ell_range(bounds) -> str:
     return "none" if bounds[1] == 0 else f"{bounds[0]:.0f}–{bounds[1]:.0f}"
@@ -169,7 +170,8 @@ def results_markdown(gan: dict, separation: dict) -> str:
     lines += ["", "![Patch footprints by split](docs/figures/splits.png)", "",
               "![Real patches, GAN samples and both baselines](docs/figures/gan_samples.png)", "",
               "![GAN spectra](docs/figures/gan_spectra.png)", "",
-              "![Cleaned spectra](docs/figures/separation_spectra.png)"]
+              "![Cleaned spectra](docs/figures/separation_spectra.png)", "",
+              "![Spectrum-interval coverage per ℓ: raw, centred and calibrated](docs/figures/separation_coverage.png)"]
     return "\n".join(lines)
 
 
