@@ -87,7 +87,8 @@ def test_width_model_finds_the_exponents_and_carries_to_brighter_sky():
     [0.5, 2]. Fitted there, its factors cover sky with d in [2, 8] at nominal in every bin to 0.03:
     3σ of the binomial scatter of the fitted and the new maps (0.020 at 68 %) plus the leakage
     exponent's error carried over the gap between the two skies (≈ 0.013 × 1.7 in ln w, ≈ 0.01 in
-    coverage). The MC width alone under-covers that brighter sky."""
+    coverage). The MC width alone under-covers that brighter sky. From fewer maps than
+    MIN_ITEMS_FOR_EXPONENTS the exponents are left at 0 (a constant width per bin)."""
     def sky(n, low, high, seed):
         rng = np.random.default_rng(seed)
         leak = np.exp(rng.uniform(np.log(low), np.log(high), (n, N_BINS)))
@@ -108,6 +109,9 @@ def test_width_model_finds_the_exponents_and_carries_to_brighter_sky():
                 new[1], width(new[2], new[3]), factors))
         np.testing.assert_allclose(covered["model"], nominal, atol=0.03)
         assert covered["mc"].max() < nominal - 0.1
+    few = calibration.fit_width_model(*(part[:calibration.MIN_ITEMS_FOR_EXPONENTS - 1] for part in fit))
+    assert np.all(few.coef[:, 1:] == 0)  # too few maps for exponents: a constant width per bin
+    np.testing.assert_allclose(few.width(new[2], new[3]), few.width(fit[2], fit[3])[:1].repeat(n, axis=0))
 
 
 def test_brightness_groups_expose_coverage_that_cancels_across_maps():

@@ -51,6 +51,7 @@ import numpy as np
 
 LEVELS = {"68": (1, 3, 0.68), "95": (0, 4, 0.95)}  # name: (index of the low and high quantile, level)
 BRIGHTNESS_GROUPS = 5  # of brightness_groups: the calibration maps' quartiles, and brighter than all of them
+MIN_ITEMS_FOR_EXPONENTS = 30  # calibration maps below which fit_width_model keeps a constant width per bin
 
 
 def centred_interval(cl_est: np.ndarray, cl_quantiles: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
@@ -190,9 +191,16 @@ def fit_width_model(cl_true: np.ndarray, cl_est: np.ndarray, leak: np.ndarray, m
     estimates how ``ln s²`` moves with the regressors, and the constant offset ``E ln ε²`` ends up in
     ``a_ℓ``, where the conformal factors absorb it. The spectra and widths are [n, n_bins] for the same
     maps; a tiny floor (10⁻⁶ of the bin's mean ``r²``) keeps an exact hit from dominating the fit.
+    With fewer than :data:`MIN_ITEMS_FOR_EXPONENTS` maps the exponents are not fitted (``b = c = 0``, a
+    constant width per bin): three parameters per bin from a handful of maps would interpolate them
+    and extrapolate wildly.
     """
     r2 = np.log(cl_true / cl_est) ** 2
     y = np.log(r2 + 1e-6 * r2.mean(axis=0))
-    design = np.stack([np.ones_like(leak), np.log(leak), np.log(mc)], axis=-1)
-    coef = [np.linalg.lstsq(design[:, j], y[:, j], rcond=None)[0] for j in range(y.shape[1])]
-    return WidthModel(np.array(coef))
+    columns = [np.ones_like(leak), np.log(leak), np.log(mc)]
+    used = len(columns) if len(y) >= MIN_ITEMS_FOR_EXPONENTS else 1
+    design = np.stack(columns[:used], axis=-1)
+    coef = np.zeros((y.shape[1], len(columns)))
+    for j in range(y.shape[1]):
+        coef[j, :used] = np.linalg.lstsq(design[:, j], y[:, j], rcond=None)[0]
+    return WidthModel(coef)
