@@ -10,7 +10,8 @@ import yaml
 
 from conftest import run_cli
 from dustcmb.config import load_params
-from dustcmb.evaluation.ablation import FIGURES, REFERENCES, VARIANTS, summarise, variant_params
+from dustcmb.errors import InputError
+from dustcmb.evaluation.ablation import FIGURES, REFERENCES, VARIANTS, run_ablation, summarise, variant_params
 
 TINY_GAN = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batch_size=8, steps=12, eval_every=4,
                 refine_steps=2, refine_eval_every=1, log_every=2, sample_batch=64)
@@ -39,6 +40,13 @@ def test_variants_override_only_the_recipe_and_seed(params_file):
     loaded = dataclasses.replace(params, gan=dataclasses.replace(params.gan, gen_noise=True, r1_gamma=1.0))
     alone = variant_params(loaded, "ema", 0).gan
     assert alone.ema_decay == VARIANTS["ema"]["ema_decay"] and not alone.gen_noise and alone.r1_gamma == 0
+
+
+def test_a_first_seed_past_the_seed_count_is_refused_before_any_training(tmp_path, params_file):
+    # `--seeds 1 --first-seed 2` would run nothing and then report an empty folder
+    with pytest.raises(InputError, match="--seeds 3 --first-seed 2"):
+        run_ablation(load_params(params_file), tmp_path / "patches", tmp_path / "runs", ["paper"], 1, first_seed=2)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_ablation_runs_resumes_and_summarises(tmp_path, params_file, tiny_patches, monkeypatch, one_thread):

@@ -191,6 +191,10 @@ def run_ablation(params: Params, patches_dir: Path, out_dir: Path, variants: lis
     root : Path, optional
         MLflow tracking root (see :mod:`dustcmb.tracking`); every run is logged there.
     """
+    if not 0 <= first_seed < n_seeds:
+        raise InputError(f"first seed index {first_seed} runs none of seeds 0..{n_seeds - 1}: --seeds counts from "
+                          f"seed index 0, so --seeds {first_seed + 1} --first-seed {first_seed} runs seed index "
+                          f"{first_seed} alone")
     for variant in variants:
         variant_params(params, variant, 0)  # fail on a bad name before hours of training
     for k in range(first_seed, n_seeds):  # seeds outermost: an interrupted study has every variant at the same depth
