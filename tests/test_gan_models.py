@@ -10,6 +10,8 @@ from torch import nn
 from dustcmb.config import GanConfig
 from dustcmb.errors import ConfigError
 from dustcmb.gan.models import (
+    LEVEL_PROBS,
+    SPREAD_GAIN_SCALE,
     BandLimit,
     Generator,
     MapDiscriminator,
@@ -17,6 +19,7 @@ from dustcmb.gan.models import (
     PowerDiscriminator,
     log_anisotropy,
     log_handedness,
+    pixel_quantiles,
     random_window,
     shared_noise,
 )
@@ -244,6 +247,29 @@ def test_border_features_let_the_power_discriminator_see_the_outer_rows():
         assert (outer > 0.1) if outer_row_sees else (outer < 0.02), outer
     with pytest.raises(ValueError, match="border_moments"):
         PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, border_moments=moments * 0)
+
+
+def test_level_features_let_the_power_discriminator_see_a_map_s_level():
+    """The fractional spectrum removes each map's mean, so a plain power discriminator gives the same
+    logit to a map and to that map 0.3 u brighter (float32 rounding, measured 4e-9; asserted 1e-6); with
+    ``level_moments`` the head also sees the pixel quantiles, which shift by exactly that offset, and the
+    logit moves. The quantiles are numpy's linear-interpolation ones (float64, asserted 1e-12)."""
+    torch.manual_seed(0)
+    maps = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    quantiles = pixel_quantiles(maps[:, 0])
+    expected = np.quantile(maps[:, 0].flatten(1).numpy(), LEVEL_PROBS, axis=1).T
+    np.testing.assert_allclose(quantiles.numpy(), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(pixel_quantiles(maps[:, 0] + 0.3), quantiles + 0.3, rtol=0, atol=1e-12)
+    moments = torch.stack([quantiles.mean(0), quantiles.std(0)]).float()
+    mean, maps = torch.ones(n_bins(32)), maps.float()
+    plain = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean).eval()
+    seeing = PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, conditional=True,
+                                level_moments=moments).eval()
+    torch.testing.assert_close(plain(maps + 0.3), plain(maps), rtol=0, atol=1e-6)
+    condition = torch.full((16,), 0.7)
+    assert float((seeing(maps + 0.3, condition) - seeing(maps, condition)).abs().min()) > 1e-4
+    with pytest.raises(ValueError, match="level_moments"):
+        PowerDiscriminator(npix=32, size_deg=20.0, width=4, mean_cl=mean, level_moments=moments[:, :3])
 
 
 def test_random_symmetry_draws_all_eight_symmetries_of_the_square():
@@ -475,3 +501,26 @@ def test_random_crop_returns_windows_of_the_canvas_at_offsets_that_differ():
     assert torch.equal(canvas.grad.sum(dim=(1, 2, 3)), torch.full((64,), 32.0 * 32.0))
     generator = Generator(npix=32, latent_dim=8, channels=16, crop_px=8, random_crop=True).eval()
     assert generator(torch.randn(3, 8)).shape == (3, 1, 32, 32)
+
+
+def test_level_spread_scales_each_map_s_mean_level_and_starts_as_the_plain_conditional_generator():
+    """With its gain at 0 (the initialisation) a ``level_spread`` generator draws exactly the maps of the
+    conditional one with the same weights; a gain of −1 sets every map's mean pre-tanh level to the
+    latitude's ``level`` (0 here; the bias is read × ``SPREAD_GAIN_SCALE``), so ``atanh`` of the maps
+    averages to 0 per map (float32 rounding of tanh and atanh, asserted 1e-5), while the maps still
+    differ from each other."""
+    with pytest.raises(ValueError, match="level_spread"):
+        Generator(npix=32, latent_dim=8, channels=16, level_spread=True)
+    with pytest.raises(ConfigError, match="gen_level_spread"):
+        GanConfig(condition_latitude=False, gen_level_spread=True)
+    torch.manual_seed(0)
+    plain = Generator(npix=32, latent_dim=8, channels=16, conditional=True).eval()
+    spread = Generator(npix=32, latent_dim=8, channels=16, conditional=True, level_spread=True).eval()
+    spread.load_state_dict(plain.state_dict() | {k: v for k, v in spread.state_dict().items() if "spread" in k})
+    z, condition = torch.randn(6, 8), torch.linspace(0.0, 0.8, 6)
+    torch.testing.assert_close(spread(z, condition), plain(z, condition), rtol=0, atol=0)
+    with torch.no_grad():
+        spread.spread.bias.fill_(-1.0 / SPREAD_GAIN_SCALE)
+        levels = torch.atanh(spread(z, condition)).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(levels, torch.zeros(6), rtol=0, atol=1e-5)
+    assert float(plain(z, condition).std(dim=0).mean()) > 0.01

@@ -140,8 +140,9 @@ SELECTIONS = ("d_F", "d_F+minkowski", "d_F+minkowski+borders", "d_F+minkowski+ar
 # gan.recipe: paper — none of these additions, one learning rate for all three nets (gan.lr), d_F selection
 PAPER_RECIPE = {"ema_decay": 0.0, "r1_gamma": 0.0, "augment_fakes": False, "disc_roll": False, "minibatch_std": False,
                 "spectral_norm": False, "power_directions": False, "power_handedness": False, "power_borders": False,
-                "selection": "d_F", "gen_noise": False, "gen_fullres": False, "gen_bandlimit": False, "gen_crop_px": 0,
-                "gen_crop_random": False, "symmetrise_samples": False, "condition_latitude": False}
+                "power_levels": False, "selection": "d_F", "gen_noise": False, "gen_fullres": False,
+                "gen_bandlimit": False, "gen_crop_px": 0, "gen_crop_random": False, "gen_level_spread": False,
+                "symmetrise_samples": False, "condition_latitude": False}
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class GanConfig:
     gen_bandlimit: bool = True
     gen_crop_px: int = 0
     gen_crop_random: bool = False
+    gen_level_spread: bool = True
     disc_width: int = 16
     power_width: int = 32
     batch_size: int = 32
@@ -184,6 +186,7 @@ class GanConfig:
     power_directions: bool = True
     power_handedness: bool = True
     power_borders: bool = True
+    power_levels: bool = True
     selection: str = "d_F+minkowski"
     symmetrise_samples: bool = True
     condition_latitude: bool = True
@@ -208,6 +211,8 @@ class GanConfig:
                  f"npix + 2 gen_crop_px, must stay a multiple of 16)")
         _require(self.gen_crop_px > 0 or not self.gen_crop_random,
                  "gan.gen_crop_random needs gan.gen_crop_px > 0 (a canvas wider than the patch)")
+        _require(self.condition_latitude or not self.gen_level_spread,
+                 "gan.gen_level_spread needs gan.condition_latitude (the latitude sets the spread)")
         _require(self.gen_padding in ("zeros", "reflect", "replicate"),
                  f"gan.gen_padding={self.gen_padding!r} must be zeros, reflect or replicate")
         _require(self.refine_steps >= 0, f"gan.refine_steps={self.refine_steps} must be >= 0")

@@ -27,6 +27,10 @@ LEAKY_SLOPE = 0.2
 UPSAMPLINGS = 4
 PADDINGS = ("zeros", "reflect", "replicate")
 DIRECTION_HALF_WIDTH_DEG = 15.0  # axis and diagonal wedges of the directional power feature (a third each)
+# pixel quantiles of the level features: the one-point distribution from its dark to its bright tail
+LEVEL_PROBS = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
+LEVEL_HIDDEN = 32
+SPREAD_GAIN_SCALE = 10.0  # equalised learning rate of the generator's level-spread gain (see Generator)
 
 
 def _check_npix(npix: int) -> None:
@@ -52,6 +56,12 @@ class ConditionProjection(nn.Module):
 
     def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return network_input(condition.to(features)) * self.readout(features).squeeze(1)
+
+
+def pixel_quantiles(maps: torch.Tensor) -> torch.Tensor:
+    """Quantiles :data:`LEVEL_PROBS` of each map's pixels (differentiable), ``[B, ...]`` -> ``[B, n_levels]``."""
+    probs = torch.tensor(LEVEL_PROBS, dtype=maps.dtype, device=maps.device)
+    return torch.quantile(maps.flatten(1), probs, dim=1).T
 
 
 class NoiseInjection(nn.Module):
@@ -164,18 +174,28 @@ class Generator(nn.Module):
         order the slab makes ``ln I`` grow linearly with ``ln csc|b|``, and this gives the level that
         path directly. Dust brightness and contrast depend on latitude, so one generator can draw the
         sky of any footprint instead of the training region's mixture of latitudes. Off in the paper.
+    level_spread : bool
+        With ``conditional``, each map's mean pre-tanh level is also scaled by ``1 + g(c)``, a learnt
+        linear function of the condition that starts at 0: a long column through many clouds averages
+        them, so the patch-to-patch spread of ``ln I`` shrinks towards the plane, and this lets the
+        latitude set that spread without touching the texture within a map. ``g`` is read ×
+        :data:`SPREAD_GAIN_SCALE` from its parameters (an equalised learning rate): Adam moves a
+        parameter by about the learning rate per step, 0.2 over the quick profile's 1100 steps at
+        2e-4, and unscaled the gain reached only 0.96 at |b| = 25° against 1.16 at the pole.
     """
 
     def __init__(self, npix: int, latent_dim: int, channels: int, padding: str = "zeros",
                  noise: bool = False, fullres: bool = False, noise_fullres: bool = True,
                  bandlimit: bool = False, crop_px: int = 0, conditional: bool = False,
-                 random_crop: bool = False) -> None:
+                 random_crop: bool = False, level_spread: bool = False) -> None:
         super().__init__()
         _check_npix(npix)
         if crop_px < 0 or (2 * crop_px) % 2**UPSAMPLINGS:
             raise ValueError(f"generator crop_px={crop_px} must be >= 0 and a multiple of {2**UPSAMPLINGS // 2}")
         if random_crop and not crop_px:
             raise ValueError("a generator random_crop needs crop_px > 0 (a canvas wider than the map)")
+        if level_spread and not conditional:
+            raise ValueError("a generator level_spread needs conditional (the latitude sets the spread)")
         if channels % 8:
             raise ValueError(f"generator channels={channels} must be divisible by 8")
         if padding not in PADDINGS:
@@ -205,9 +225,11 @@ class Generator(nn.Module):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
         self.level = nn.Linear(1, 1) if conditional else None  # pre-tanh map level per unit of condition
-        if conditional:
-            nn.init.zeros_(self.level.weight)
-            nn.init.zeros_(self.level.bias)
+        self.spread = nn.Linear(1, 1) if level_spread else None  # gain of each map's mean level, minus 1
+        for layer in (self.level, self.spread):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def canvas(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """The whole drawn canvas ``[B, 1, npix + 2 crop_px, npix + 2 crop_px]`` in ``[-1, 1]``."""
@@ -217,7 +239,11 @@ class Generator(nn.Module):
         x = self.project(z).view(-1, self.channels, self.base, self.base)
         x = self.blocks(self.project_act(x))
         if self.conditional:
-            x = x + self.level(network_input(condition.to(x))[:, None])[:, :, None, None]
+            c = network_input(condition.to(x))[:, None]
+            if self.spread is not None:
+                gain = SPREAD_GAIN_SCALE * self.spread(c)[:, :, None, None]
+                x = x + gain * x.mean(dim=(2, 3), keepdim=True)
+            x = x + self.level(c)[:, :, None, None]
         return torch.tanh(x)
 
     def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
@@ -384,13 +410,20 @@ class PowerDiscriminator(nn.Module):
         ratios join the dense head's input: the spectrum's window tapers the borders away, so
         without them neither the frame a generator leaves nor smoothed borders reach this
         discriminator.
+    level_moments : torch.Tensor [2, n_levels], optional
+        Mean and standard deviation over the real maps of :func:`pixel_quantiles`. When given, each
+        map's standardised quantiles, and its condition if conditional, pass through a small
+        perceptron whose features join the head's input: the fractional spectrum is blind to a map's
+        level and one-point distribution, and a linear head on them could only shift the level, not
+        judge its spread at a latitude (too many dark maps where the sky has none).
     conditional : bool
         A :class:`ConditionProjection` of the head's input adds the map's condition to its logit.
     """
 
     def __init__(self, npix: int, size_deg: float, width: int, mean_cl: torch.Tensor,
                  mean_log_anisotropy: torch.Tensor | None = None, handed: bool = False,
-                 border_moments: torch.Tensor | None = None, conditional: bool = False) -> None:
+                 border_moments: torch.Tensor | None = None, conditional: bool = False,
+                 level_moments: torch.Tensor | None = None) -> None:
         super().__init__()
         _check_npix(npix)
         bins = n_bins(npix)
@@ -422,6 +455,16 @@ class PowerDiscriminator(nn.Module):
                 raise ValueError("border_moments must be [2, n_strips]: means and positive standard deviations")
             self.register_buffer("border_moments", border_moments.detach().clone().float())
             extra = border_moments.shape[1]
+        self.levels = level_moments is not None
+        if self.levels:
+            if level_moments.shape != (2, len(LEVEL_PROBS)) or not bool(torch.all(level_moments[1] > 0)):
+                raise ValueError(f"level_moments must be [2, {len(LEVEL_PROBS)}]: means and positive "
+                                 "standard deviations")
+            self.register_buffer("level_moments", level_moments.detach().clone().float())
+            self.level_net = nn.Sequential(nn.Linear(len(LEVEL_PROBS) + conditional, LEVEL_HIDDEN),
+                                           nn.LeakyReLU(LEAKY_SLOPE), nn.Linear(LEVEL_HIDDEN, LEVEL_HIDDEN),
+                                           nn.LeakyReLU(LEAKY_SLOPE))
+            extra += LEVEL_HIDDEN
         self.head = nn.Linear(widths[-1] * length + extra, 1)
         self.projection = ConditionProjection(widths[-1] * length + extra) if conditional else None
 
@@ -441,5 +484,10 @@ class PowerDiscriminator(nn.Module):
             ratios = torch.log(border_contrast(maps[:, 0])[:, 0])
             x = torch.cat([x, (ratios - self.border_moments[0]) / self.border_moments[1]], dim=1)
         _check_condition(self.projection is not None, condition)
+        if self.levels:
+            levels = (pixel_quantiles(maps) - self.level_moments[0]) / self.level_moments[1]
+            if condition is not None:
+                levels = torch.cat([levels, network_input(condition.to(levels))[:, None]], dim=1)
+            x = torch.cat([x, self.level_net(levels)], dim=1)
         logit = self.head(x).squeeze(1)
         return logit if condition is None else logit + self.projection(x, condition)

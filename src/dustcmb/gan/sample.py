@@ -51,9 +51,10 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
     The config holds ``npix``, ``size_deg``, ``latent_dim``, ``gen_channels``, ``gen_padding`` (absent
     from models trained before it existed, which used zero padding), ``gen_noise`` and ``gen_fullres``
     (absent: off), ``gen_noise_fullres`` (absent: on), ``gen_bandlimit`` (absent: off), ``gen_crop_px``
-    (absent: 0), ``gen_crop_random`` (absent: off), ``condition_latitude`` (absent: off) with
-    ``condition_values``, the ``ln csc|b|`` of the patch grid's centres that sampling draws from, and
-    the normalisation ``log_min``/``log_max`` that maps unit-domain outputs back to MJy/sr.
+    (absent: 0), ``gen_crop_random`` (absent: off), ``gen_level_spread`` (absent: off),
+    ``condition_latitude`` (absent: off) with ``condition_values``, the ``ln csc|b|`` of the patch
+    grid's centres that sampling draws from, and the normalisation ``log_min``/``log_max`` that maps
+    unit-domain outputs back to MJy/sr.
     """
     config_path, weights_path = model_dir / "config.json", model_dir / "generator.pt"
     for path in (config_path, weights_path):
@@ -64,7 +65,8 @@ def load_generator(model_dir: Path, device: str = "cpu") -> tuple[Generator, dic
                           config.get("gen_padding", "zeros"), config.get("gen_noise", False),
                           config.get("gen_fullres", False), config.get("gen_noise_fullres", True),
                           config.get("gen_bandlimit", False), config.get("gen_crop_px", 0),
-                          config.get("condition_latitude", False), config.get("gen_crop_random", False))
+                          config.get("condition_latitude", False), config.get("gen_crop_random", False),
+                          config.get("gen_level_spread", False))
     generator.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return generator.to(device).eval(), config
 

@@ -67,20 +67,24 @@ class GanNets:
 
 
 def build(cfg: GanConfig, npix: int, size_deg: float, mean_cl: torch.Tensor, device: str,
-          mean_log_anisotropy: torch.Tensor | None = None, border_moments: torch.Tensor | None = None) -> GanNets:
+          mean_log_anisotropy: torch.Tensor | None = None, border_moments: torch.Tensor | None = None,
+          level_moments: torch.Tensor | None = None) -> GanNets:
     """The three networks and their Adam optimisers, on ``device`` (``mean_log_anisotropy`` is used
-    when ``cfg.power_directions``, ``border_moments`` when ``cfg.power_borders``)."""
+    when ``cfg.power_directions``, ``border_moments`` when ``cfg.power_borders``, ``level_moments`` when
+    ``cfg.power_levels``)."""
     directions = mean_log_anisotropy if cfg.power_directions else None
     if cfg.power_borders and border_moments is None:
         raise ValueError("gan.power_borders needs the real maps' border_moments")
+    if cfg.power_levels and level_moments is None:
+        raise ValueError("gan.power_levels needs the real maps' level_moments")
     conditional = cfg.condition_latitude
     nets = {"generator": Generator(npix, cfg.latent_dim, cfg.gen_channels, cfg.gen_padding, cfg.gen_noise,
                                    cfg.gen_fullres, cfg.gen_noise_fullres, cfg.gen_bandlimit, cfg.gen_crop_px,
-                                   conditional, cfg.gen_crop_random),
+                                   conditional, cfg.gen_crop_random, cfg.gen_level_spread),
             "map_disc": MapDiscriminator(npix, cfg.disc_width, cfg.spectral_norm, cfg.minibatch_std, conditional),
             "power_disc": PowerDiscriminator(npix, size_deg, cfg.power_width, mean_cl, directions,
                                              cfg.power_handedness, border_moments if cfg.power_borders else None,
-                                             conditional)}
+                                             conditional, level_moments if cfg.power_levels else None)}
     nets = {name: net.to(device) for name, net in nets.items()}
     opts = {name: torch.optim.Adam(net.parameters(), lr=cfg.lr if name == "generator" else cfg.disc_lr,
                                    betas=(cfg.beta1, cfg.beta2)) for name, net in nets.items()}

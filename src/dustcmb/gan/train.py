@@ -36,7 +36,7 @@ from dustcmb import tracking
 from dustcmb.config import GanConfig, Params
 from dustcmb.errors import ConfigError, InputError
 from dustcmb.gan.condition import slab_log_column
-from dustcmb.gan.models import log_anisotropy
+from dustcmb.gan.models import log_anisotropy, pixel_quantiles
 from dustcmb.gan.sample import generate_unit
 from dustcmb.gan.selection import (
     FRAME_DETECTED,
@@ -73,6 +73,7 @@ class RealSet:
     mean_unit_cl: torch.Tensor  # [n_bins] mean C_ℓ of the unit-domain maps, the power discriminator's C̄_ℓ
     mean_log_anisotropy: torch.Tensor  # [n_bins] mean log_anisotropy of the unit-domain maps (directional disc)
     border_moments: torch.Tensor  # [2, n_strips] mean and std over maps of ln(border gradient ratio) (border features)
+    level_moments: torch.Tensor  # [2, n_levels] mean and std over maps of their pixel quantiles (level features)
     eval_z: torch.Tensor  # [n, latent] latents of every d_F evaluation
     minkowski: np.ndarray | None = None  # [2, 3, T] mean and std over maps of V0, V1, V2 (morphology selection)
     frame: np.ndarray | None = None  # [2, 2, n_strips] mean, std over maps of border statistics (frame selection)
@@ -190,6 +191,7 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     _, unit_cl = power_spectrum(real_unit[:, 0].double(), meta["size_deg"])
     anisotropy = log_anisotropy(real_unit[:, 0].double(), meta["size_deg"])
     border_ratios = torch.log(border_contrast(real_unit[:, 0].double())[:, 0])
+    levels = pixel_quantiles(real_unit[:, 0].double())
     eval_z = torch.randn(len(real_unit), cfg.latent_dim, generator=torch_rng(params.seed, Stream.GAN_EVAL_LATENTS))
     moments = minkowski_moments(real_unit[:, 0].numpy()) if cfg.selection != "d_F" else None
     frame = frame_moments(real_unit[:, 0].numpy()) if cfg.selection in FRAME_SELECTIONS else None
@@ -202,7 +204,8 @@ def real_set(params: Params, patches_dir: Path) -> RealSet:
     return RealSet(meta=meta, unit=real_unit, cl=real_cl, mean_unit_cl=unit_cl.mean(0).float(),
                    mean_log_anisotropy=anisotropy.mean(0).float(), eval_z=eval_z,
                    minkowski=moments, frame=frame, grain=grain, condition=condition, grid_condition=grid,
-                   border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float())
+                   border_moments=torch.stack([border_ratios.mean(0), border_ratios.std(0)]).float(),
+                   level_moments=torch.stack([levels.mean(0), levels.std(0)]).float())
 
 
 def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
@@ -211,7 +214,7 @@ def _start(params: Params, patches_dir: Path, checkpoint: Path, device: str,
     seed_everything(params.seed)
     real = real_set(params, patches_dir)
     nets = build(params.gan, int(real.meta["npix"]), float(real.meta["size_deg"]), real.mean_unit_cl, device,
-                 real.mean_log_anisotropy, real.border_moments)
+                 real.mean_log_anisotropy, real.border_moments, real.level_moments)
     rng = torch_rng(params.seed, Stream.GAN_BATCHES)
     state = GanState(fingerprint=_fingerprint(params, real.meta, len(real.unit)))
     if resume:
@@ -254,7 +257,7 @@ def _write_outputs(out_dir: Path, state: GanState, real: RealSet, params: Params
               "latent_dim": cfg.latent_dim, "gen_channels": cfg.gen_channels, "gen_padding": cfg.gen_padding,
               "gen_noise": cfg.gen_noise, "gen_fullres": cfg.gen_fullres, "gen_noise_fullres": cfg.gen_noise_fullres,
               "gen_bandlimit": cfg.gen_bandlimit, "gen_crop_px": cfg.gen_crop_px,
-              "gen_crop_random": cfg.gen_crop_random,
+              "gen_crop_random": cfg.gen_crop_random, "gen_level_spread": cfg.gen_level_spread,
               "condition_latitude": cfg.condition_latitude,
               "condition_values": None if real.grid_condition is None else real.grid_condition.tolist(),
               "seed": params.seed, "best_d_F": state.best_d_F, "best_score": state.best_score,
