@@ -72,7 +72,7 @@ def test_conditional_networks_read_the_condition_and_refuse_to_go_without():
     torch.testing.assert_close(power_disc(maps, low), power_disc(maps, high))
     cfg = GanConfig(gen_channels=16, disc_width=4, power_width=4, batch_size=4, condition_latitude=True)
     nets = build(cfg, 32, 20.0, torch.full((n_bins(32),), 1e-3), "cpu", torch.zeros(n_bins(32)),
-                 torch.stack([torch.zeros(4), torch.ones(4)]))
+                 torch.stack([torch.zeros(4), torch.ones(4)]), torch.stack([torch.zeros(7), torch.ones(7)]))
     before = nets.power_disc.projection.readout.weight.detach().clone()
     losses = train_step(nets, maps[:, :, :, :].repeat(2, 1, 1, 1)[:4], torch.randn(4, 64), torch.Generator(),
                         cfg, torch.tensor([0.1, 0.2, 0.5, 0.8]))

@@ -87,8 +87,8 @@ def test_one_training_step_at_paper_size():
     every network."""
     torch.manual_seed(0)
     cfg = GanConfig(latent_dim=64, gen_channels=512, disc_width=64, power_width=64, batch_size=2)
-    moments = torch.stack([torch.zeros(4), torch.ones(4)])
-    nets = build(cfg, 256, 20.0, torch.full((n_bins(256),), 1e-6), "cpu", torch.zeros(n_bins(256)), moments)
+    moments, levels = torch.stack([torch.zeros(4), torch.ones(4)]), torch.stack([torch.zeros(7), torch.ones(7)])
+    nets = build(cfg, 256, 20.0, torch.full((n_bins(256),), 1e-6), "cpu", torch.zeros(n_bins(256)), moments, levels)
     before = {k: [p.detach().clone() for p in nets.net(k).parameters()] for k in NETS}
     rng = torch.Generator().manual_seed(1)
     real = torch.rand(2, 1, 256, 256) * 2 - 1
@@ -102,18 +102,21 @@ def test_one_training_step_at_paper_size():
 
 def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
     """One 64² step with all additions (TTUR, EMA, R1, augmented fakes, rolled maps, minibatch-std, spectral norm,
-    directional power discriminator with border features; these need the real maps' moments)
+    directional power discriminator with border and level features; these need the real maps' moments)
     moves every network; the EMA generator moves by (1 − decay) of the live one's first step exactly.
     ``recipe: paper`` resets every addition and the discriminators' learning rate."""
     torch.manual_seed(0)
     cfg = GanConfig(gen_channels=32, disc_width=4, power_width=4, batch_size=4, disc_lr=4e-4, ema_decay=0.9,
                     r1_gamma=1.0, augment_fakes=True, minibatch_std=True, spectral_norm=True, power_directions=True,
                     disc_roll=True)
-    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)),
-                 torch.stack([torch.zeros(4), torch.ones(4)]))
-    assert nets.power_disc.directional and nets.power_disc.borders
+    borders, levels = torch.stack([torch.zeros(4), torch.ones(4)]), torch.stack([torch.zeros(7), torch.ones(7)])
+    nets = build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)), borders, levels)
+    assert nets.power_disc.directional and nets.power_disc.borders and nets.power_disc.levels
+    assert nets.generator.spread is not None
     with pytest.raises(ValueError, match="border_moments"):
         build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)))
+    with pytest.raises(ValueError, match="level_moments"):
+        build(cfg, 64, 20.0, torch.full((n_bins(64),), 1e-6), "cpu", torch.zeros(n_bins(64)), borders)
     assert nets.opts["map_disc"].param_groups[0]["lr"] == 4e-4 and nets.opts["generator"].param_groups[0]["lr"] == 2e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in nets.map_disc.modules())
     start = [p.detach().clone() for p in nets.generator.parameters()]
@@ -126,6 +129,7 @@ def test_every_recipe_addition_trains_and_the_paper_recipe_turns_them_off():
                       minibatch_std=True, spectral_norm=True, power_directions=True, selection="d_F+minkowski")
     assert paper == GanConfig(recipe="paper")
     assert paper.disc_lr == paper.lr and paper.ema_decay == 0 and not paper.spectral_norm
+    assert not paper.power_levels and not paper.gen_level_spread
 
 
 def test_random_roll_shifts_each_map_circularly_and_passes_gradients():

@@ -24,11 +24,11 @@ from dustcmb.patches.normalise import log_range, to_unit
 from dustcmb.tracking import configure
 
 NPIX, N_MAPS, N_HELD = 32, 56, 4  # 48 training maps, 4 validation and 4 test maps
-# Plain (unconditioned) networks: the selection tests' thresholds are set from their trajectories;
-# test_conditional_run_records_the_grid_and_samples_it trains the default, conditioned ones.
+# Plain (unconditioned, no level features) networks: the selection tests' thresholds are set from
+# their trajectories; test_conditional_run_records_the_grid_and_samples_it trains the default ones.
 TINY = dict(latent_dim=8, gen_channels=16, disc_width=4, power_width=4, batch_size=8, steps=40,
             eval_every=10, refine_steps=6, refine_eval_every=2, log_every=2, sample_batch=32,
-            condition_latitude=False)
+            condition_latitude=False, gen_level_spread=False, power_levels=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
